@@ -116,7 +116,11 @@ impl LineFramer {
                 return;
             }
             Telnet::SubIac => {
-                self.telnet = if byte == SE { Telnet::Data } else { Telnet::Sub };
+                self.telnet = if byte == SE {
+                    Telnet::Data
+                } else {
+                    Telnet::Sub
+                };
                 return;
             }
         }
@@ -187,28 +191,32 @@ mod tests {
     #[test]
     fn crlf_split_across_reads_is_one_ending() {
         assert_eq!(frames(100, &[b"a\r", b"\nb\n"]), vec![line("a"), line("b")]);
-        assert_eq!(frames(100, &[b"a\r", b"\0", b"b\n"]), vec![line("a"), line("b")]);
+        assert_eq!(
+            frames(100, &[b"a\r", b"\0", b"b\n"]),
+            vec![line("a"), line("b")]
+        );
     }
 
     #[test]
     fn empty_lines_are_reported() {
-        assert_eq!(frames(100, &[b"\n\r\n\r"]), vec![line(""), line(""), line("")]);
+        assert_eq!(
+            frames(100, &[b"\n\r\n\r"]),
+            vec![line(""), line(""), line("")]
+        );
     }
 
     #[test]
     fn telnet_commands_are_removed() {
         // IAC DO ECHO, IAC WILL SGA, IAC IP, IAC SB NAWS ... IAC SE, IAC IAC.
-        let input = b"h\xff\xfd\x01i\xff\xfb\x03!\xff\xf4\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0\xff\xff\n";
+        let input =
+            b"h\xff\xfd\x01i\xff\xfb\x03!\xff\xf4\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0\xff\xff\n";
         assert_eq!(frames(100, &[input]), vec![line("hi!")]);
     }
 
     #[test]
     fn invalid_utf8_becomes_replacement_character() {
         assert_eq!(frames(100, &[b"a\xc3(b\n"]), vec![line("a\u{fffd}(b")]);
-        assert_eq!(
-            frames(100, &["민수\n".as_bytes()]),
-            vec![line("민수")]
-        );
+        assert_eq!(frames(100, &["민수\n".as_bytes()]), vec![line("민수")]);
     }
 
     #[test]

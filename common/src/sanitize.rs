@@ -96,12 +96,18 @@ mod tests {
     #[test]
     fn osc_sequences_are_removed_whole() {
         assert_eq!(sanitize("a\u{1b}]0;pwned\u{7}b"), "ab");
-        assert_eq!(sanitize("a\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\b"), "alinkb");
+        assert_eq!(
+            sanitize("a\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\b"),
+            "alinkb"
+        );
     }
 
     #[test]
     fn bare_controls_are_removed() {
-        assert_eq!(sanitize("a\u{0}b\u{7}c\u{8}d\u{7f}e\u{85}f\rg\nh"), "abcdefgh");
+        assert_eq!(
+            sanitize("a\u{0}b\u{7}c\u{8}d\u{7f}e\u{85}f\rg\nh"),
+            "abcdefgh"
+        );
     }
 
     #[test]

@@ -40,9 +40,18 @@ pub fn private_sent(to: &str, text: &str) -> String {
 pub enum ServerLine<'a> {
     Notice(&'a str),
     Error(&'a str),
-    Message { from: &'a str, text: &'a str },
-    PrivateReceived { from: &'a str, text: &'a str },
-    PrivateSent { to: &'a str, text: &'a str },
+    Message {
+        from: &'a str,
+        text: &'a str,
+    },
+    PrivateReceived {
+        from: &'a str,
+        text: &'a str,
+    },
+    PrivateSent {
+        to: &'a str,
+        text: &'a str,
+    },
     /// Anything else (another server, or a line this version does not know).
     Other(&'a str),
 }
@@ -81,15 +90,24 @@ mod tests {
         assert_eq!(ServerLine::parse(&error("no")), ServerLine::Error("no"));
         assert_eq!(
             ServerLine::parse(&message("alice", "a] b")),
-            ServerLine::Message { from: "alice", text: "a] b" }
+            ServerLine::Message {
+                from: "alice",
+                text: "a] b"
+            }
         );
         assert_eq!(
             ServerLine::parse(&private_received("bob", "psst")),
-            ServerLine::PrivateReceived { from: "bob", text: "psst" }
+            ServerLine::PrivateReceived {
+                from: "bob",
+                text: "psst"
+            }
         );
         assert_eq!(
             ServerLine::parse(&private_sent("bob", "psst")),
-            ServerLine::PrivateSent { to: "bob", text: "psst" }
+            ServerLine::PrivateSent {
+                to: "bob",
+                text: "psst"
+            }
         );
         assert_eq!(ServerLine::parse("[oops"), ServerLine::Other("[oops"));
     }

@@ -1,1 +1,32 @@
-fn main() {}
+//! `chat-server`: a multi-threaded raw-TCP line-chat server. See PROTOCOL.md for the wire
+//! contract and the README for how to run it.
+
+mod command;
+mod config;
+mod connection;
+mod flood;
+mod flusher;
+mod limits;
+mod peer;
+mod registry;
+mod server;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let config = config::Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    if let Err(e) = server::run(config) {
+        eprintln!("chat-server: {e:#}");
+        std::process::exit(1);
+    }
+}

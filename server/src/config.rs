@@ -1,0 +1,73 @@
+//! Command-line options (PROTOCOL.md section 8).
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A multi-threaded line-chat server for nc, telnet and chat-client.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chat-server", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = chat_common::wire::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Connections held at once, logged in or not [default: 10000, lowered to fit the open-file limit]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_clients: Option<u32>,
+
+    /// Longest accepted line, in bytes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub max_line: u32,
+
+    /// Seconds a new connection has to pick a valid name.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_timeout: u64,
+
+    /// Unsent output per client, in bytes, before it is dropped as too slow.
+    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub outbuf_limit: u64,
+
+    /// Lines a user may send at once.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub flood_burst: u32,
+
+    /// Lines per second after the burst; 0 turns the flood limit off.
+    #[arg(long, default_value_t = 10)]
+    pub flood_rate: u32,
+
+    /// Milliseconds before an unterminated partial line counts as a line; 0 never.
+    #[arg(long, default_value_t = 200)]
+    pub partial_flush_ms: u64,
+
+    /// Idle seconds before TCP keepalive probes start on a connection.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=32767))]
+    pub keepalive_secs: u64,
+
+    /// Threads that write to client sockets [default: the number of CPUs, at most 4]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub writer_threads: Option<u32>,
+}
+
+pub const DEFAULT_MAX_CLIENTS: u32 = 10_000;
+
+impl Config {
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout)
+    }
+
+    pub fn partial_flush(&self) -> Option<Duration> {
+        (self.partial_flush_ms > 0).then(|| Duration::from_millis(self.partial_flush_ms))
+    }
+
+    pub fn writer_threads(&self) -> usize {
+        match self.writer_threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The open-file limit: raised to the hard limit on start, and checked against `--max-clients`
+//! so the server refuses a limit it could not honour instead of failing at connection 1,021.
+
+use anyhow::bail;
+
+/// File descriptors the server needs besides one per connection (listener, epoll, stdio...).
+const SPARE_FDS: u64 = 64;
+
+/// Raises the soft open-file limit to the hard limit; returns the limit now in force.
+pub fn raise_open_files() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// The most connections that fit in `open_files` descriptors.
+pub fn clients_that_fit(open_files: u64) -> u64 {
+    open_files.saturating_sub(SPARE_FDS)
+}
+
+/// Checks a `--max-clients` the user asked for; a default that does not fit is lowered instead.
+pub fn fit_max_clients(
+    requested: Option<u32>,
+    default: u32,
+    open_files: u64,
+) -> anyhow::Result<u32> {
+    let fit = clients_that_fit(open_files);
+    match requested {
+        Some(n) if u64::from(n) > fit => bail!(
+            "--max-clients {n} needs {} open files, but the limit is {open_files}; \
+             raise it (ulimit -n) or lower --max-clients to {fit}",
+            u64::from(n) + SPARE_FDS
+        ),
+        Some(n) => Ok(n),
+        None if u64::from(default) > fit => {
+            let lowered = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
+            tracing::warn!(
+                open_files,
+                max_clients = lowered,
+                "the open-file limit is too low for 10000 clients; raise it with ulimit -n"
+            );
+            Ok(lowered)
+        }
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_limit_that_does_not_fit_is_refused() {
+        let err = fit_max_clients(Some(2000), 10_000, 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--max-clients 2000"), "{err}");
+        assert!(err.contains("ulimit -n"), "{err}");
+    }
+
+    #[test]
+    fn explicit_limit_that_fits_is_kept() {
+        assert_eq!(fit_max_clients(Some(500), 10_000, 1024).ok(), Some(500));
+    }
+
+    #[test]
+    fn default_is_lowered_to_fit() {
+        assert_eq!(fit_max_clients(None, 10_000, 1024).ok(), Some(960));
+        assert_eq!(fit_max_clients(None, 10_000, 1 << 20).ok(), Some(10_000));
+    }
+}

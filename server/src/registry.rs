@@ -1,0 +1,523 @@
+//! Who is connected, who is logged in under which name, and who is in which room.
+//!
+//! All of it sits behind one `parking_lot::Mutex`, and every line to a room is queued while that
+//! lock is held: queuing is a memory copy (see [`Peer::send`]), so the lock is never held across
+//! socket I/O, and every member of a room sees the room's lines in one order.
+//!
+//! A peer whose output queue overflows while a line is queued is evicted on the spot: it leaves
+//! its room with `* NAME left (too slow)` (which may evict others in turn), and its socket is shut
+//! down after the lock is released.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chat_common::{key, wire, NameError};
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+
+use crate::peer::{Peer, PeerId};
+
+pub const LOBBY: &str = "lobby";
+
+/// Longest `* ` line body for lists (`/who`), so huge rooms span several lines.
+const LIST_LINE_BYTES: usize = 900;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    Invalid(NameError),
+    Taken(String),
+    /// `/nick` to the name the user already has.
+    Same(String),
+}
+
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(e) => write!(f, "{e}"),
+            Self::Taken(name) => write!(f, "the name {name} is taken"),
+            Self::Same(name) => write!(f, "you are already called {name}"),
+        }
+    }
+}
+
+/// The connection could not be admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitError {
+    Full,
+    ShuttingDown,
+}
+
+struct Session {
+    name: String,
+    room: String,
+}
+
+struct Room {
+    name: String,
+    members: IndexMap<PeerId, Arc<Peer>>,
+}
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<PeerId, Arc<Peer>>,
+    sessions: HashMap<PeerId, Session>,
+    /// Name key -> peer.
+    names: HashMap<String, PeerId>,
+    /// Room key -> room.
+    rooms: HashMap<String, Room>,
+    shutting_down: bool,
+}
+
+pub struct Registry {
+    max_clients: usize,
+    state: Mutex<State>,
+}
+
+/// Peers that overflowed while the lock was held; shut down once it is released.
+type Evicted = Vec<Arc<Peer>>;
+
+impl Registry {
+    pub fn new(max_clients: usize) -> Self {
+        let mut state = State::default();
+        state.rooms.insert(
+            LOBBY.to_owned(),
+            Room {
+                name: LOBBY.to_owned(),
+                members: IndexMap::new(),
+            },
+        );
+        Self {
+            max_clients,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Runs `f` under the lock, settles evictions it caused, then disconnects the evicted peers.
+    fn with_state<R>(&self, f: impl FnOnce(&mut State, &mut Evicted) -> R) -> R {
+        let mut evicted = Vec::new();
+        let result = {
+            let mut state = self.state.lock();
+            let result = f(&mut state, &mut evicted);
+            state.settle_evictions(&mut evicted);
+            result
+        };
+        for peer in evicted {
+            tracing::info!(peer = peer.id, addr = %peer.addr, "dropped: too slow");
+            peer.disconnect();
+        }
+        result
+    }
+
+    pub fn admit(&self, peer: &Arc<Peer>) -> Result<(), AdmitError> {
+        let mut state = self.state.lock();
+        if state.shutting_down {
+            return Err(AdmitError::ShuttingDown);
+        }
+        if state.connections.len() >= self.max_clients {
+            return Err(AdmitError::Full);
+        }
+        state.connections.insert(peer.id, Arc::clone(peer));
+        Ok(())
+    }
+
+    /// Forgets a connection. A logged-in user should have left first (see [`Registry::leave`]).
+    pub fn remove_connection(&self, id: PeerId) {
+        self.state.lock().connections.remove(&id);
+    }
+
+    /// Logs a connection in under `name` in the lobby. The welcome line goes to the user and
+    /// `* NAME joined` to the lobby, in one step, so nothing said in the room can come between.
+    pub fn login(&self, peer: &Arc<Peer>, raw_name: &str) -> Result<String, LoginError> {
+        let name = chat_common::validate_name(raw_name).map_err(LoginError::Invalid)?;
+        self.with_state(|state, evicted| {
+            let name_key = key(name);
+            if state.names.contains_key(&name_key) {
+                return Err(LoginError::Taken(name.to_owned()));
+            }
+            state.names.insert(name_key, peer.id);
+            state.sessions.insert(
+                peer.id,
+                Session {
+                    name: name.to_owned(),
+                    room: LOBBY.to_owned(),
+                },
+            );
+            let others = state.rooms.get(LOBBY).map_or(0, |room| room.members.len());
+            let welcome = wire::notice(&format!(
+                "welcome, {name}! you are in {LOBBY} with {} {}; /help lists the commands",
+                others + 1,
+                plural(others + 1, "user", "users"),
+            ));
+            deliver(peer, &welcome, evicted);
+            state.broadcast(
+                LOBBY,
+                &wire::notice(&format!("{name} joined")),
+                None,
+                evicted,
+            );
+            state.enter_room(LOBBY, peer);
+            Ok(name.to_owned())
+        })
+    }
+
+    /// The user's current name, if logged in.
+    pub fn name_of(&self, id: PeerId) -> Option<String> {
+        self.state.lock().sessions.get(&id).map(|s| s.name.clone())
+    }
+
+    /// A line from `id` to everyone else in its room.
+    pub fn say(&self, id: PeerId, text: &str) {
+        self.with_state(|state, evicted| {
+            if let Some(session) = state.sessions.get(&id) {
+                let line = wire::message(&session.name, text);
+                let room = session.room.clone();
+                state.broadcast(&room, &line, Some(id), evicted);
+            }
+        });
+    }
+
+    /// `/me`: `* NAME action` to the whole room, sender included.
+    pub fn act(&self, id: PeerId, action: &str) {
+        self.with_state(|state, evicted| {
+            if let Some(session) = state.sessions.get(&id) {
+                let line = wire::notice(&format!("{} {action}", session.name));
+                let room = session.room.clone();
+                state.broadcast(&room, &line, None, evicted);
+            }
+        });
+    }
+
+    /// `/msg`: returns false when no user has that name.
+    pub fn whisper(&self, from: &Arc<Peer>, to_name: &str, text: &str) -> bool {
+        self.with_state(|state, evicted| {
+            let Some(sender) = state.sessions.get(&from.id) else {
+                return true;
+            };
+            let Some(target_id) = state.names.get(&key(to_name)).copied() else {
+                return false;
+            };
+            let (Some(target), Some(target_session)) = (
+                state.connections.get(&target_id),
+                state.sessions.get(&target_id),
+            ) else {
+                return false;
+            };
+            deliver(target, &wire::private_received(&sender.name, text), evicted);
+            deliver(
+                from,
+                &wire::private_sent(&target_session.name, text),
+                evicted,
+            );
+            true
+        })
+    }
+
+    /// `/nick`: renames the user and tells its room.
+    pub fn rename(&self, id: PeerId, raw_name: &str) -> Result<(), LoginError> {
+        let new = chat_common::validate_name(raw_name).map_err(LoginError::Invalid)?;
+        self.with_state(|state, evicted| {
+            let new_key = key(new);
+            let Some(session) = state.sessions.get(&id) else {
+                return Ok(());
+            };
+            let old = session.name.clone();
+            let room = session.room.clone();
+            if old == new {
+                return Err(LoginError::Same(old));
+            }
+            match state.names.get(&new_key) {
+                Some(&owner) if owner != id => return Err(LoginError::Taken(new.to_owned())),
+                _ => {}
+            }
+            state.names.remove(&key(&old));
+            state.names.insert(new_key, id);
+            if let Some(session) = state.sessions.get_mut(&id) {
+                session.name = new.to_owned();
+            }
+            let line = wire::notice(&format!("{old} is now known as {new}"));
+            state.broadcast(&room, &line, None, evicted);
+            Ok(())
+        })
+    }
+
+    /// `/join`: moves the user to `room_name`, creating the room if needed.
+    pub fn join(&self, peer: &Arc<Peer>, room_name: &str) -> Result<(), String> {
+        self.with_state(|state, evicted| {
+            let Some(session) = state.sessions.get(&peer.id) else {
+                return Ok(());
+            };
+            let new_key = key(room_name);
+            if new_key == session.room {
+                let current = state.room_display(&session.room);
+                return Err(format!("you are already in {current}"));
+            }
+            let name = session.name.clone();
+            let old_key = session.room.clone();
+            let display = state
+                .rooms
+                .get(&new_key)
+                .map_or_else(|| room_name.to_owned(), |room| room.name.clone());
+            state.leave_room(&old_key, peer.id);
+            let left = wire::notice(&format!("{name} left (moved to {display})"));
+            state.broadcast(&old_key, &left, None, evicted);
+            state.broadcast(
+                &new_key,
+                &wire::notice(&format!("{name} joined")),
+                None,
+                evicted,
+            );
+            state.rooms.entry(new_key.clone()).or_insert_with(|| Room {
+                name: room_name.to_owned(),
+                members: IndexMap::new(),
+            });
+            state.enter_room(&new_key, peer);
+            if let Some(session) = state.sessions.get_mut(&peer.id) {
+                session.room = new_key.clone();
+            }
+            let names = state.member_names(&new_key);
+            let head = format!(
+                "you are now in {display}; {} {} here: ",
+                names.len(),
+                plural(names.len(), "user", "users")
+            );
+            for line in list_lines(&head, &names) {
+                deliver(peer, &line, evicted);
+            }
+            Ok(())
+        })
+    }
+
+    /// `/who`: the users in the caller's room.
+    pub fn who(&self, peer: &Arc<Peer>) {
+        self.with_state(|state, evicted| {
+            let Some(session) = state.sessions.get(&peer.id) else {
+                return;
+            };
+            let names = state.member_names(&session.room);
+            let head = format!(
+                "{} {} in {}: ",
+                names.len(),
+                plural(names.len(), "user", "users"),
+                state.room_display(&session.room)
+            );
+            for line in list_lines(&head, &names) {
+                deliver(peer, &line, evicted);
+            }
+        });
+    }
+
+    /// `/rooms`: every room with its user count.
+    pub fn rooms(&self, peer: &Arc<Peer>) {
+        self.with_state(|state, evicted| {
+            let mut rooms: Vec<(&str, usize)> = state
+                .rooms
+                .values()
+                .map(|room| (room.name.as_str(), room.members.len()))
+                .collect();
+            rooms.sort_unstable_by_key(|&(name, _)| key(name));
+            let entries: Vec<String> = rooms
+                .iter()
+                .map(|(name, count)| format!("{name} ({count})"))
+                .collect();
+            let head = format!(
+                "{} {}: ",
+                entries.len(),
+                plural(entries.len(), "room", "rooms")
+            );
+            for line in list_lines(&head, &entries) {
+                deliver(peer, &line, evicted);
+            }
+        });
+    }
+
+    /// Logs the user out; its room gets `* NAME left` plus the reason, if any. `farewell` goes
+    /// to the user first (the `/quit` goodbye). Returns the name, or None if not logged in.
+    pub fn leave(
+        &self,
+        peer: &Arc<Peer>,
+        reason: Option<&str>,
+        farewell: Option<&str>,
+    ) -> Option<String> {
+        self.with_state(|state, evicted| {
+            if !state.sessions.contains_key(&peer.id) {
+                return None;
+            }
+            if let Some(farewell) = farewell {
+                deliver(peer, farewell, evicted);
+            }
+            state.depart(peer.id, reason, evicted)
+        })
+    }
+
+    /// Sends a line to one peer (replies, errors). Evicts it if its queue is full.
+    pub fn reply(&self, peer: &Arc<Peer>, line: &str) {
+        if peer.send_line(line).is_err() {
+            self.with_state(|_, evicted| evicted.push(Arc::clone(peer)));
+        }
+    }
+
+    /// Refuses new connections and queues `line` to every connection. Returns them all.
+    pub fn shut_down(&self, line: &str) -> Vec<Arc<Peer>> {
+        let mut state = self.state.lock();
+        state.shutting_down = true;
+        let peers: Vec<Arc<Peer>> = state.connections.values().cloned().collect();
+        drop(state);
+        for peer in &peers {
+            let _ = peer.send_line(line);
+        }
+        peers
+    }
+}
+
+impl State {
+    fn room_display(&self, room_key: &str) -> String {
+        self.rooms
+            .get(room_key)
+            .map_or_else(|| room_key.to_owned(), |room| room.name.clone())
+    }
+
+    fn member_names(&self, room_key: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rooms
+            .get(room_key)
+            .map(|room| {
+                room.members
+                    .keys()
+                    .filter_map(|id| self.sessions.get(id).map(|s| s.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort_unstable_by_key(|name| key(name));
+        names
+    }
+
+    fn enter_room(&mut self, room_key: &str, peer: &Arc<Peer>) {
+        if let Some(room) = self.rooms.get_mut(room_key) {
+            room.members.insert(peer.id, Arc::clone(peer));
+        }
+    }
+
+    /// Takes a peer out of a room; an empty room other than the lobby disappears.
+    fn leave_room(&mut self, room_key: &str, id: PeerId) {
+        let now_empty = match self.rooms.get_mut(room_key) {
+            Some(room) => {
+                room.members.swap_remove(&id);
+                room.members.is_empty()
+            }
+            None => false,
+        };
+        if now_empty && room_key != LOBBY {
+            self.rooms.remove(room_key);
+        }
+    }
+
+    /// Queues one line to every member of a room but `except`.
+    fn broadcast(&self, room_key: &str, line: &str, except: Option<PeerId>, evicted: &mut Evicted) {
+        let Some(room) = self.rooms.get(room_key) else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(wire::LINE_END.as_bytes());
+        for (&id, peer) in &room.members {
+            if Some(id) != except && peer.send(&bytes).is_err() {
+                evicted.push(Arc::clone(peer));
+            }
+        }
+    }
+
+    /// Logs a user out and tells its room `* NAME left`, with the reason in brackets.
+    fn depart(
+        &mut self,
+        id: PeerId,
+        reason: Option<&str>,
+        evicted: &mut Evicted,
+    ) -> Option<String> {
+        let session = self.sessions.remove(&id)?;
+        self.names.remove(&key(&session.name));
+        self.leave_room(&session.room, id);
+        let line = match reason {
+            Some(reason) => wire::notice(&format!("{} left ({reason})", session.name)),
+            None => wire::notice(&format!("{} left", session.name)),
+        };
+        self.broadcast(&session.room, &line, None, evicted);
+        Some(session.name)
+    }
+
+    /// Evicted peers leave their rooms as `too slow`; telling the rooms may evict more.
+    fn settle_evictions(&mut self, evicted: &mut Evicted) {
+        let mut next = 0;
+        while next < evicted.len() {
+            let id = evicted[next].id;
+            next += 1;
+            self.depart(id, Some("too slow"), evicted);
+        }
+        // A peer can overflow twice (say, once per broadcast); disconnect it once.
+        evicted.sort_unstable_by_key(|peer| peer.id);
+        evicted.dedup_by_key(|peer| peer.id);
+    }
+}
+
+fn deliver(peer: &Arc<Peer>, line: &str, evicted: &mut Evicted) {
+    if peer.send_line(line).is_err() {
+        evicted.push(Arc::clone(peer));
+    }
+}
+
+fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `* HEAD a, b, c` split into lines of bounded length, each a complete `* ` notice.
+fn list_lines(head: &str, items: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = head.trim_end().to_owned();
+    let mut first_item = true;
+    for item in items {
+        if !first_item && current.len() + item.len() + 2 > LIST_LINE_BYTES {
+            lines.push(wire::notice(&format!("{current},")));
+            current = String::from("  ");
+        } else if first_item {
+            current.push(' ');
+        } else {
+            current.push_str(", ");
+        }
+        current.push_str(item);
+        first_item = false;
+    }
+    lines.push(wire::notice(&current));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_lists_fit_on_one_line() {
+        let items = vec!["alice".to_owned(), "bob".to_owned()];
+        assert_eq!(
+            list_lines("2 users in lobby: ", &items),
+            vec!["* 2 users in lobby: alice, bob"]
+        );
+    }
+
+    #[test]
+    fn long_lists_wrap_into_notices() {
+        let items: Vec<String> = (0..500).map(|i| format!("user{i:04}")).collect();
+        let lines = list_lines("500 users in lobby: ", &items);
+        assert!(lines.len() > 1);
+        for line in &lines {
+            assert!(line.starts_with("* "), "{line}");
+            assert!(line.len() <= LIST_LINE_BYTES + 16, "{}", line.len());
+        }
+        let joined = lines.join(" ");
+        for item in &items {
+            assert!(joined.contains(item.as_str()));
+        }
+    }
+}
