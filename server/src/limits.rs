@@ -1,13 +1,15 @@
-//! The open-file limit: raised to the hard limit on start, and checked against `--max-clients`
-//! so the server refuses a limit it could not honour instead of failing at connection 1,021.
+//! The open-file limit: raised on start, and checked against `--max-clients` so the server
+//! refuses a limit it could not honour instead of failing at connection 1,021.
+//!
+//! Each connection holds one descriptor. The server's own dozen (listener, epoll, stdio) are not
+//! reserved on top: when they squeeze out the last connections, the accept loop still answers
+//! those with `! server full` through a reserve descriptor (see `server.rs`).
 
 use anyhow::bail;
 
-/// File descriptors the server needs besides one per connection (listener, epoll, stdio...).
-const SPARE_FDS: u64 = 64;
-
-/// Raises the soft open-file limit to the hard limit; returns the limit now in force.
-pub fn raise_open_files() -> std::io::Result<u64> {
+/// Raises the soft open-file limit to the hard limit, or to `wanted` when that is higher and
+/// the process may raise its hard limit (root). Returns the limit now in force.
+pub fn raise_open_files(wanted: u64) -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -16,6 +18,15 @@ pub fn raise_open_files() -> std::io::Result<u64> {
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return Err(std::io::Error::last_os_error());
+        }
+        if wanted > limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: wanted,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Ok(wanted);
+            }
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {
@@ -30,9 +41,12 @@ pub fn raise_open_files() -> std::io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// The most connections that fit in `open_files` descriptors.
-pub fn clients_that_fit(open_files: u64) -> u64 {
-    open_files.saturating_sub(SPARE_FDS)
+/// Descriptors the server uses besides its connections.
+const OWN_FDS: u64 = 16;
+
+/// Open files wanted for `clients` connections.
+pub fn files_needed(clients: u32) -> u64 {
+    u64::from(clients) + OWN_FDS
 }
 
 /// Checks a `--max-clients` the user asked for; a default that does not fit is lowered instead.
@@ -41,12 +55,11 @@ pub fn fit_max_clients(
     default: u32,
     open_files: u64,
 ) -> anyhow::Result<u32> {
-    let fit = clients_that_fit(open_files);
+    let fit = open_files;
     match requested {
         Some(n) if u64::from(n) > fit => bail!(
-            "--max-clients {n} needs {} open files, but the limit is {open_files}; \
-             raise it (ulimit -n) or lower --max-clients to {fit}",
-            u64::from(n) + SPARE_FDS
+            "--max-clients {n} needs {n} open files, but the limit is {open_files}; \
+             raise it (ulimit -n) or lower --max-clients to {fit}"
         ),
         Some(n) => Ok(n),
         None if u64::from(default) > fit => {
@@ -54,7 +67,7 @@ pub fn fit_max_clients(
             tracing::warn!(
                 open_files,
                 max_clients = lowered,
-                "the open-file limit is too low for 10000 clients; raise it with ulimit -n"
+                "the open-file limit is too low for {default} clients; raise it with ulimit -n"
             );
             Ok(lowered)
         }
@@ -78,11 +91,12 @@ mod tests {
     #[test]
     fn explicit_limit_that_fits_is_kept() {
         assert_eq!(fit_max_clients(Some(500), 10_000, 1024).ok(), Some(500));
+        assert_eq!(fit_max_clients(Some(1024), 10_000, 1024).ok(), Some(1024));
     }
 
     #[test]
     fn default_is_lowered_to_fit() {
-        assert_eq!(fit_max_clients(None, 10_000, 1024).ok(), Some(960));
+        assert_eq!(fit_max_clients(None, 10_000, 1024).ok(), Some(1024));
         assert_eq!(fit_max_clients(None, 10_000, 1 << 20).ok(), Some(10_000));
     }
 }

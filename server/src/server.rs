@@ -5,6 +5,7 @@
 //! SIGTERM are handled on a thread of their own: every connection gets
 //! `* server shutting down`, is given a moment to receive it, and the process exits 0.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -38,7 +39,8 @@ pub struct Shared {
 }
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let open_files = limits::raise_open_files().context("cannot read the open-file limit")?;
+    let wanted = limits::files_needed(config.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS));
+    let open_files = limits::raise_open_files(wanted).context("cannot read the open-file limit")?;
     let max_clients = limits::fit_max_clients(config.max_clients, DEFAULT_MAX_CLIENTS, open_files)?;
     let listener = listen(&config.host, config.port)?;
     let local = listener
@@ -91,9 +93,20 @@ fn listen(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut next_id = 0u64;
+    // Held so that, out of descriptors, a connection can still be accepted and told so.
+    let mut reserve = File::open("/dev/null").ok();
     loop {
         let (stream, addr) = match listener.accept() {
             Ok(accepted) => accepted,
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && reserve.is_some() => {
+                drop(reserve.take());
+                if let Ok((stream, addr)) = listener.accept() {
+                    tracing::warn!(%addr, "refused: out of file descriptors");
+                    refuse(&Socket::from(stream), "server full");
+                }
+                reserve = File::open("/dev/null").ok();
+                continue;
+            }
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning on the error.
                 tracing::warn!(error = %e, "accept failed");
@@ -122,11 +135,11 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             Ok(()) => {}
             Err(AdmitError::Full) => {
                 tracing::warn!(%addr, "refused: server full");
-                refuse(&peer, "server full");
+                refuse(peer.socket(), "server full");
                 continue;
             }
             Err(AdmitError::ShuttingDown) => {
-                refuse(&peer, "server shutting down");
+                refuse(peer.socket(), "server shutting down");
                 continue;
             }
         }
@@ -140,7 +153,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         if let Err(e) = spawned {
             tracing::error!(%addr, error = %e, "cannot start a connection thread");
             shared.registry.remove_connection(peer.id);
-            refuse(&peer, "server full");
+            refuse(peer.socket(), "server full");
         }
     }
 }
@@ -162,12 +175,10 @@ fn configure(socket: &Socket, keepalive_secs: u64) -> io::Result<()> {
 }
 
 /// Tells a connection why it cannot stay, without waiting on it, and closes it.
-fn refuse(peer: &Peer, reason: &str) {
+fn refuse(socket: &Socket, reason: &str) {
     let line = format!("{}{}", wire::error(reason), wire::LINE_END);
-    let _ = peer
-        .socket()
-        .send_with_flags(line.as_bytes(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-    let _ = peer.socket().shutdown(std::net::Shutdown::Write);
+    let _ = socket.send_with_flags(line.as_bytes(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let _ = socket.shutdown(std::net::Shutdown::Write);
 }
 
 fn wait_for_signal(mut signals: Signals, shared: &Shared) {
