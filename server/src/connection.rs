@@ -6,6 +6,7 @@
 //! costs a sleeping thread and no wake-ups.
 
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ const DRAIN_ON_CLOSE: Duration = Duration::from_secs(2);
 /// How long a closing connection reads and discards what the client still sends, so its last
 /// lines are not lost to a reset.
 const LINGER_ON_CLOSE: Duration = Duration::from_millis(500);
+/// Too big for the allocator's per-thread cache, so an idle thread keeps none of it.
 const READ_BUFFER: usize = 4096;
 
 /// Why a connection ended.
@@ -49,7 +51,6 @@ struct Connection<'a> {
     phase: Phase,
     /// When the unterminated bytes now in the framer last grew.
     partial_since: Option<Instant>,
-    read_timeout: Option<Duration>,
 }
 
 /// Serves one connection until it ends, then takes it out of the registry.
@@ -67,7 +68,6 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
             deadline: Instant::now() + shared.config.login_timeout(),
         },
         partial_since: None,
-        read_timeout: None,
     };
     let end = connection.run();
     connection.finish(end);
@@ -93,13 +93,24 @@ impl Connection<'_> {
     fn run(&mut self) -> End {
         self.reply(&wire::notice("welcome to chat-server"));
         self.prompt();
-        let mut buf = vec![0u8; READ_BUFFER];
         let mut frames = Vec::new();
         loop {
-            if let Err(e) = self.arm_read_timeout() {
-                return End::Broken(e);
+            let timeout = self
+                .next_due()
+                .map(|due| due.saturating_duration_since(Instant::now()));
+            match wait_readable(self.peer.socket(), timeout) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Flow::Stop(end) = self.on_timeout() {
+                        return end;
+                    }
+                    continue;
+                }
+                Err(e) => return End::Broken(e),
             }
-            match self.peer.socket().read(&mut buf) {
+            // The buffer exists only while there is input, so an idle connection holds none.
+            let mut buf = vec![0u8; READ_BUFFER];
+            match recv_nonblocking(self.peer.socket(), &mut buf) {
                 Ok(0) => {
                     // The client closed its side: what it sent last still counts.
                     if let Some(frame) = self.framer.take_partial() {
@@ -111,24 +122,25 @@ impl Connection<'_> {
                 }
                 Ok(n) => {
                     self.framer.feed(&buf[..n], &mut frames);
+                    drop(buf);
+                    let was_chatting = matches!(self.phase, Phase::Chat { .. });
                     for frame in frames.drain(..) {
                         if let Flow::Stop(end) = self.handle(frame) {
                             return end;
                         }
                     }
                     self.partial_since = self.framer.has_partial().then(Instant::now);
+                    if !was_chatting && matches!(self.phase, Phase::Chat { .. }) {
+                        // Most users now sit idle for a long time: give back the stack pages
+                        // that logging in touched, keeping only what waiting needs.
+                        crate::stack::release_unused();
+                    }
                 }
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if let Flow::Stop(end) = self.on_timeout() {
-                        return end;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return End::Broken(e),
             }
         }
@@ -150,19 +162,7 @@ impl Connection<'_> {
         }
     }
 
-    /// Sets the socket's read timeout to what is due next; a system call only when it changes.
-    fn arm_read_timeout(&mut self) -> io::Result<()> {
-        let timeout = self.next_due().map(|due| {
-            due.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
-        if timeout != self.read_timeout {
-            self.peer.socket().set_read_timeout(timeout)?;
-            self.read_timeout = timeout;
-        }
-        Ok(())
-    }
-
+    #[inline(never)]
     fn on_timeout(&mut self) -> Flow {
         let now = Instant::now();
         if let Phase::Login { deadline } = self.phase {
@@ -184,6 +184,8 @@ impl Connection<'_> {
         Flow::Continue
     }
 
+    // Kept out of line so `run`, the frame an idle connection waits in, stays small.
+    #[inline(never)]
     fn handle(&mut self, frame: Frame) -> Flow {
         let line = match frame {
             Frame::Line(line) => line,
@@ -353,4 +355,38 @@ impl Connection<'_> {
             }
         }
     }
+}
+
+/// Blocks until the socket has input (or EOF, or an error to report), or the timeout passes
+/// (returns false). Waiting without a buffer keeps an idle connection's memory to its stack.
+fn wait_readable(socket: &socket2::Socket, timeout: Option<Duration>) -> io::Result<bool> {
+    let timeout_ms = match timeout {
+        // Round up, so a due time is never polled early in a busy loop.
+        Some(t) => i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
+        None => -1,
+    };
+    let mut fds = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for a descriptor this connection owns.
+    match unsafe { libc::poll(&mut fds, 1, timeout_ms) } {
+        -1 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+fn recv_nonblocking(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: socket2's recv takes MaybeUninit; an initialised buffer is a valid one.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    socket.recv_with_flags(uninit, libc::MSG_DONTWAIT)
 }

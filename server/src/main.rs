@@ -10,6 +10,7 @@ mod limits;
 mod peer;
 mod registry;
 mod server;
+mod stack;
 
 use std::io::IsTerminal;
 

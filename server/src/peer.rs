@@ -23,10 +23,6 @@ use crate::flusher::Flusher;
 /// Identifies a connection for its whole life; never reused.
 pub type PeerId = u64;
 
-/// Buffers larger than this are released once a peer's output is fully sent, so idle clients
-/// keep no memory from a burst they received earlier.
-const IDLE_BUFFER_KEEP: usize = 512;
-
 /// The peer's unsent output passed the limit; it has been closed for output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
@@ -159,14 +155,10 @@ impl Peer {
                 let mut queue = self.queue.lock();
                 if queue.closed || queue.bytes.is_empty() {
                     queue.scheduled = false;
-                    sending.bytes.clear();
+                    // An idle peer keeps no buffer: most users are idle most of the time.
+                    sending.bytes = Vec::new();
                     sending.sent = 0;
-                    if queue.closed || sending.bytes.capacity() > IDLE_BUFFER_KEEP {
-                        sending.bytes = Vec::new();
-                    }
-                    if queue.bytes.capacity() > IDLE_BUFFER_KEEP {
-                        queue.bytes = Vec::new();
-                    }
+                    queue.bytes = Vec::new();
                     self.in_flight.store(0, Ordering::Release);
                     self.drained.notify_all();
                     return FlushOutcome::Idle;
