@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod flood;
 mod flusher;
+mod housekeeping;
 mod limits;
 mod peer;
 mod registry;

@@ -23,6 +23,15 @@ use crate::flusher::Flusher;
 /// Identifies a connection for its whole life; never reused.
 pub type PeerId = u64;
 
+/// Smallest buffer of a backed-up output queue. Growing a queue frees its old buffer in
+/// whichever thread is broadcasting, and glibc caches small freed buffers per thread: with
+/// thousands of reader threads, a login storm would leave kilobytes cached in each of them. A
+/// queue that backs up (its flusher is still busy with the previous batch) therefore starts at,
+/// or grows straight to, this size, above that cache's limit (1,032 bytes); its frees go to the
+/// shared arena, where a trim can return them. An idle peer's first line gets an exact-size
+/// buffer, which its flusher frees.
+const BACKLOG_CAPACITY: usize = 1100;
+
 /// The peer's unsent output passed the limit; it has been closed for output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
@@ -104,6 +113,13 @@ impl Peer {
             queue.bytes = Vec::new();
             return Err(Overflow);
         }
+        let (len, capacity) = (queue.bytes.len(), queue.bytes.capacity());
+        if capacity == 0 && !queue.scheduled {
+            queue.bytes.reserve_exact(bytes.len());
+        } else if capacity - len < bytes.len() {
+            let grown = (2 * capacity).max(len + bytes.len()).max(BACKLOG_CAPACITY);
+            queue.bytes.reserve_exact(grown - len);
+        }
         queue.bytes.extend_from_slice(bytes);
         if !queue.scheduled {
             queue.scheduled = true;
@@ -167,6 +183,7 @@ impl Peer {
                 sending.sent = 0;
                 std::mem::swap(&mut sending.bytes, &mut queue.bytes);
                 self.in_flight.store(sending.bytes.len(), Ordering::Release);
+                crate::housekeeping::count_output(sending.bytes.len());
             }
             let start = sending.sent;
             match send_nonblocking(&self.socket, &sending.bytes[start..]) {

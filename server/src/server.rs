@@ -22,7 +22,7 @@ use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::flusher::Flushers;
 use crate::peer::Peer;
 use crate::registry::{AdmitError, Registry};
-use crate::{connection, limits};
+use crate::{connection, housekeeping, limits};
 
 /// Reader threads only parse lines and queue output; this is ample and keeps 10,000 of them
 /// cheap (only the pages a thread touches count against memory).
@@ -52,6 +52,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         flushers: Flushers::start(config.writer_threads())?,
         config,
     });
+    housekeeping::start().context("cannot start the housekeeping thread")?;
     // Signals are caught before the server says it is listening, so a signal right after
     // that line still gets an orderly shutdown.
     let signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
