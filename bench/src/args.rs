@@ -1,0 +1,229 @@
+//! The command line: one subcommand per scenario, plus the options they all share.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::marker::{MAX_PAYLOAD, MAX_SENDER};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chat-bench",
+    version,
+    about = "Load tool for chat-server: fan-out throughput and latency, broadcast round trips, \
+             idle memory per connection",
+    after_help = "Start the server with `--flood-rate 0` (its flood limit would refuse the \
+                  messages) and under `ulimit -n` large enough for the clients."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// N clients log in, K of them send M messages each; everyone counts what arrives
+    Fanout(FanoutArgs),
+    /// K broadcasters time how long one message takes to reach every client; --step grows N
+    Rtt(RttArgs),
+    /// N clients log in and stay idle; server memory and threads per connection
+    Idle(IdleArgs),
+}
+
+impl Cmd {
+    pub fn common(&self) -> &Common {
+        match self {
+            Cmd::Fanout(a) => &a.common,
+            Cmd::Rtt(a) => &a.common,
+            Cmd::Idle(a) => &a.common,
+        }
+    }
+}
+
+/// Options every scenario takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Server host name or address
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port
+    #[arg(short, long, default_value_t = 9009)]
+    pub port: u16,
+    /// Number of clients (for `rtt --step`: the first step)
+    #[arg(short = 'n', long = "clients", default_value_t = 100)]
+    pub clients: usize,
+    /// Logins in flight at once
+    #[arg(short = 'c', long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Client names are PREFIX + index (b0, b1, ...); change it if those names are taken
+    #[arg(long, default_value = "b")]
+    pub prefix: String,
+    /// Bytes per message payload: the 39-byte marker padded to this size
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// PID of the server on this machine: its CPU, memory and threads are read from /proc
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object on stdout instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Hard limit for the whole run in seconds; past it chat-bench exits with an error
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout_s: f64,
+    /// Seconds one client may take to connect and log in
+    #[arg(long, default_value_t = 30.0)]
+    pub login_timeout_s: f64,
+    /// Runtime threads (1 = a single-threaded event loop)
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+impl Common {
+    /// Resolves the server address.
+    pub fn addr(&self) -> Result<SocketAddr> {
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve host {:?}", self.host))?
+            .next()
+            .with_context(|| format!("host {:?} has no address", self.host))
+    }
+
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.login_timeout_s.max(0.1))
+    }
+
+    /// Checks what can be checked before connecting; `max_n` is the most clients the run
+    /// may reach (names must stay valid up to it).
+    pub fn validate(&self, min_n: usize, max_n: usize) -> Result<()> {
+        if self.clients < min_n {
+            bail!("this scenario needs at least {min_n} clients (-n)");
+        }
+        if self.payload > MAX_PAYLOAD {
+            bail!(
+                "--payload {} is over the {MAX_PAYLOAD}-byte maximum",
+                self.payload
+            );
+        }
+        if max_n > MAX_SENDER as usize + 1 {
+            bail!(
+                "at most {} clients: the marker holds a 5-digit hex sender index",
+                MAX_SENDER as usize + 1
+            );
+        }
+        // Send times are 48-bit ns counts (78 hours); no run may come near that.
+        if !(self.timeout_s > 0.0 && self.timeout_s <= 72.0 * 3600.0) {
+            bail!("--timeout-s must be between 0 and 259200 (72 hours)");
+        }
+        if self.concurrency == 0 || self.threads == 0 {
+            bail!("--concurrency and --threads must be at least 1");
+        }
+        check_prefix(&self.prefix, max_n)
+    }
+}
+
+/// Names are PREFIX + index and must be valid chat names (PROTOCOL.md section 2).
+pub fn check_prefix(prefix: &str, max_n: usize) -> Result<()> {
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        bail!("--prefix {prefix:?}: names may hold only letters, digits and _ - . (not {c:?})");
+    }
+    let digits = max_n.saturating_sub(1).to_string().len();
+    if prefix.chars().count() + digits > 24 {
+        bail!("--prefix {prefix:?} is too long: with {digits} index digits a name passes 24 characters");
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Sending clients (the first K logged in)
+    #[arg(short = 'k', long = "senders", default_value_t = 4)]
+    pub senders: usize,
+    /// Messages per sender
+    #[arg(short = 'm', long = "messages", default_value_t = 1000)]
+    pub messages: u64,
+    /// Messages per second per sender (0 = as fast as the socket takes them)
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Messages per write for unpaced senders
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// After sending, stop waiting when nothing arrived for this many seconds
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_s: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RttArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Concurrent broadcasters
+    #[arg(short = 'k', long = "senders", default_value_t = 4)]
+    pub senders: usize,
+    /// Round trips per step, shared among the K broadcasters
+    #[arg(short = 's', long, default_value_t = 100)]
+    pub samples: u64,
+    /// Clients added after each step that held (0 = one step at N)
+    #[arg(long, default_value_t = 0)]
+    pub step: usize,
+    /// A step holds while its p95 stays at or under this many ms
+    #[arg(long, default_value_t = 250.0)]
+    pub limit_ms: f64,
+    /// Never step past this many clients
+    #[arg(long, default_value_t = 10000)]
+    pub max_clients: usize,
+    /// A round trip not complete after this many ms fails its step
+    #[arg(long, default_value_t = 5000)]
+    pub sample_timeout_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Wait this long after the logins before reading the server's memory (ms)
+    #[arg(long, default_value_t = 1000)]
+    pub settle_ms: u64,
+    /// Keep the clients connected this much longer after the reading (s)
+    #[arg(long, default_value_t = 0.0)]
+    pub hold_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert!(check_prefix("b", 20000).is_ok());
+        assert!(check_prefix("민수_.-", 100).is_ok());
+        assert!(check_prefix("a b", 10).is_err());
+        assert!(check_prefix("x/", 10).is_err());
+        assert!(check_prefix(&"a".repeat(20), 10000).is_ok());
+        assert!(check_prefix(&"a".repeat(20), 10001).is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        let c = Cli::try_parse_from(["chat-bench", "fanout", "-n", "20", "-k", "3", "-m", "50"])
+            .expect("parses");
+        let Cmd::Fanout(f) = c.cmd else {
+            panic!("not fanout")
+        };
+        assert_eq!((f.common.clients, f.senders, f.messages), (20, 3, 50));
+        assert_eq!((f.common.port, f.common.prefix.as_str()), (9009, "b"));
+        Cli::command_check();
+    }
+
+    impl Cli {
+        fn command_check() {
+            <Cli as clap::CommandFactory>::command().debug_assert();
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! What a run reports: one struct per scenario, printed as a table for people or as one JSON
+//! object (`--json`, see [`Report::json`]; the table is in `table.rs`). The field names are
+//! the JSON keys, so scripts and the tests read exactly what the table shows.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::sys::{CpuUse, ProcMem};
+
+/// Percentiles of a microsecond histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Some(Latency {
+            count: h.len(),
+            p50_ms: ms(0.50),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            max_ms: h.max() as f64 / 1000.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Login {
+    pub clients: usize,
+    pub secs: f64,
+    pub per_s: f64,
+    pub max_login_ms: f64,
+    pub barrier_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    pub scenario: &'static str,
+    pub server: String,
+    pub clients: usize,
+    pub senders: usize,
+    pub messages_per_sender: u64,
+    pub payload: usize,
+    pub rate: f64,
+    pub batch: usize,
+    pub threads: usize,
+    pub login: Login,
+    pub sent: u64,
+    pub send_s: f64,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub garbled: u64,
+    pub out_of_order: u64,
+    pub echoes: u64,
+    pub clients_short: usize,
+    pub window_s: f64,
+    pub deliveries_per_s: f64,
+    pub latency: Option<Latency>,
+    pub cpu: CpuUse,
+    pub server_mem: Option<ProcMem>,
+    pub disconnects: u64,
+    pub server_errors: u64,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RttStep {
+    pub clients: usize,
+    pub samples: u64,
+    pub timeouts: u64,
+    pub rtt: Option<Latency>,
+    pub secs: f64,
+    pub cpu: CpuUse,
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RttReport {
+    pub scenario: &'static str,
+    pub server: String,
+    pub senders: usize,
+    pub samples_per_step: u64,
+    pub step: usize,
+    pub limit_ms: f64,
+    pub payload: usize,
+    pub threads: usize,
+    pub login: Login,
+    pub steps: Vec<RttStep>,
+    /// Largest client count whose step held (p95 within the limit, no timeouts).
+    pub max_clients_held: Option<usize>,
+    pub stopped_by: String,
+    pub server_mem: Option<ProcMem>,
+    pub garbled: u64,
+    pub out_of_order: u64,
+    pub disconnects: u64,
+    pub server_errors: u64,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleReport {
+    pub scenario: &'static str,
+    pub server: String,
+    pub clients: usize,
+    pub login: Login,
+    pub settle_ms: u64,
+    pub server_before: Option<ProcMem>,
+    pub server_after: Option<ProcMem>,
+    pub server_rss_per_conn_kib: Option<f64>,
+    pub server_threads: Option<u64>,
+    pub bench_rss_per_conn_kib: f64,
+    pub disconnects: u64,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    Fanout(FanoutReport),
+    Rtt(RttReport),
+    Idle(IdleReport),
+}
+
+/// `label  value` rows, labels padded to one width.
+impl Report {
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::new_hist;
+
+    #[test]
+    fn percentiles_of_a_uniform_spread() {
+        let mut h = new_hist();
+        for us in 1..=10_000u64 {
+            h.record(us * 100).unwrap(); // 0.1 ms .. 1000 ms
+        }
+        let l = Latency::of(&h).unwrap();
+        assert_eq!(l.count, 10_000);
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.002;
+        assert!(near(l.p50_ms, 500.0), "{l:?}");
+        assert!(near(l.p95_ms, 950.0), "{l:?}");
+        assert!(near(l.p99_ms, 990.0), "{l:?}");
+        assert!(near(l.max_ms, 1000.0), "{l:?}");
+        assert!(Latency::of(&new_hist()).is_none());
+    }
+
+    #[test]
+    fn percentiles_of_a_skewed_spread() {
+        let mut h = new_hist();
+        h.record_n(1000, 98).unwrap(); // 98 samples at 1 ms
+        h.record(50_000).unwrap(); // one at 50 ms
+        h.record(2_000_000).unwrap(); // one at 2 s
+        let l = Latency::of(&h).unwrap();
+        assert_eq!((l.p50_ms, l.p95_ms), (1.0, 1.0));
+        assert!((l.p99_ms - 50.0).abs() < 0.1, "{l:?}");
+        assert!((l.max_ms - 2000.0).abs() < 2.0, "{l:?}");
+    }
+}

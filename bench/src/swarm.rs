@@ -1,0 +1,280 @@
+//! Many clients at once: logging them in a limited number at a time, the barrier that proves
+//! the server delivers to every one of them, and stopping their readers to collect counts.
+//!
+//! Each client is one task: it connects and logs in, hands its write half back to the
+//! coordinator, then becomes the reader of its connection. The barrier exists because a
+//! server may acknowledge a login slightly before it has added the user to the broadcast
+//! list; messages sent in between would be charged as lost although no user could notice.
+//! So before measuring, client 0 sends a probe and every other client must see it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::ProgressBar;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::client::{self, LoginFail, RecvStats};
+use crate::marker::{self, Kind, Marker};
+use crate::shared::Shared;
+use crate::sys::now_ns;
+
+/// Probes sent per barrier before giving up.
+const PROBE_ROUNDS: u64 = 5;
+
+pub struct Swarm {
+    pub sh: Arc<Shared>,
+    addr: SocketAddr,
+    login_timeout: Duration,
+    payload: usize,
+    /// Write halves by client index; a sender task borrows its own for a while.
+    pub writers: Vec<Option<OwnedWriteHalf>>,
+    readers: Vec<JoinHandle<RecvStats>>,
+    stop_tx: watch::Sender<bool>,
+    probe_round: u64,
+}
+
+/// One login phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Grown {
+    pub added: usize,
+    pub secs: f64,
+    /// Slowest single connect + login.
+    pub max_ms: f64,
+}
+
+/// What one login task reports: client index, its write half or why not, login time in ms.
+type LoginResult = (usize, Result<OwnedWriteHalf, LoginFail>, f64);
+
+/// Results of a login phase as they come in.
+struct Tally {
+    start: usize,
+    writers: Vec<Option<OwnedWriteHalf>>,
+    fail: Option<LoginFail>,
+    failed: usize,
+    max_ms: f64,
+}
+
+impl Tally {
+    fn take(&mut self, (idx, r, ms): LoginResult, bar: &ProgressBar) {
+        match r {
+            Ok(w) => {
+                self.writers[idx - self.start] = Some(w);
+                self.max_ms = self.max_ms.max(ms);
+                bar.inc(1);
+            }
+            Err(e) => {
+                self.failed += 1;
+                // Keep the first failure, unless a fatal one comes later.
+                if self
+                    .fail
+                    .as_ref()
+                    .is_none_or(|f| !f.is_fatal() && e.is_fatal())
+                {
+                    self.fail = Some(e);
+                }
+            }
+        }
+    }
+}
+
+impl Swarm {
+    pub fn new(sh: Arc<Shared>, addr: SocketAddr, login_timeout: Duration, payload: usize) -> Self {
+        Swarm {
+            sh,
+            addr,
+            login_timeout,
+            payload,
+            writers: Vec::new(),
+            readers: Vec::new(),
+            stop_tx: watch::channel(false).0,
+            probe_round: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.writers.len()
+    }
+
+    /// Logs in `add` more clients, `concurrency` at a time. All must succeed: the counts a
+    /// run checks are exact only if every client is in. A refused connection, a rejected
+    /// name or `! server full` stops the phase at once.
+    pub async fn grow(
+        &mut self,
+        add: usize,
+        concurrency: usize,
+        bar: &ProgressBar,
+    ) -> Result<Grown> {
+        let t0 = Instant::now();
+        let start = self.len();
+        let (tx, mut rx) = mpsc::unbounded_channel::<LoginResult>();
+        let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut tally = Tally {
+            start,
+            writers: (0..add).map(|_| None).collect(),
+            fail: None,
+            failed: 0,
+            max_ms: 0.0,
+        };
+        let mut readers = Vec::with_capacity(add);
+        let mut pending = 0usize;
+        for idx in start..start + add {
+            while let Ok(r) = rx.try_recv() {
+                pending -= 1;
+                tally.take(r, bar);
+            }
+            if tally.failed > 0 {
+                break;
+            }
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .context("login semaphore closed")?;
+            let (sh, tx, addr) = (self.sh.clone(), tx.clone(), self.addr);
+            let (timeout, stop) = (self.login_timeout, self.stop_tx.subscribe());
+            pending += 1;
+            readers.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let name = sh.name(idx);
+                let r = tokio::time::timeout(timeout, client::login(addr, &name))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(LoginFail::Other(format!(
+                            "login as {name} timed out after {timeout:?}"
+                        )))
+                    });
+                drop(permit);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                match r {
+                    Ok((stream, carry)) => {
+                        let (rd, wr) = stream.into_split();
+                        let _ = tx.send((idx, Ok(wr), ms));
+                        client::read_loop(sh, idx, rd, carry, stop).await
+                    }
+                    Err(e) => {
+                        let _ = tx.send((idx, Err(e), ms));
+                        RecvStats::new(sh.senders)
+                    }
+                }
+            }));
+        }
+        while pending > 0 {
+            let r = rx
+                .recv()
+                .await
+                .ok_or_else(|| anyhow!("a login task vanished"))?;
+            pending -= 1;
+            tally.take(r, bar);
+        }
+        if let Some(e) = tally.fail {
+            if e.is_fatal() {
+                bail!("{e}");
+            }
+            bail!("{} of {add} logins failed; the first: {e}", tally.failed);
+        }
+        self.writers.extend(tally.writers);
+        self.readers.extend(readers);
+        Ok(Grown {
+            added: add,
+            secs: t0.elapsed().as_secs_f64(),
+            max_ms: tally.max_ms,
+        })
+    }
+
+    /// Writes `bytes` on client `idx`'s connection.
+    pub async fn write(&mut self, idx: usize, bytes: &[u8]) -> Result<()> {
+        let w = self.writers[idx]
+            .as_mut()
+            .ok_or_else(|| anyhow!("client {idx} is busy sending"))?;
+        w.write_all(bytes)
+            .await
+            .with_context(|| format!("writing as {}", self.sh.name(idx)))
+    }
+
+    /// Waits until every client other than client 0 has received a probe from client 0.
+    pub async fn barrier(&mut self) -> Result<Duration> {
+        let t0 = Instant::now();
+        let need = self.len().saturating_sub(1);
+        let sh = self.sh.clone();
+        // Probes from earlier barriers are below the new base and no longer count.
+        sh.probe_base.store(self.probe_round + 1, Release);
+        sh.probe_seen.store(0, Release);
+        let per_round = Duration::from_millis(2000 + 2 * self.len() as u64);
+        for _ in 0..PROBE_ROUNDS {
+            self.probe_round += 1;
+            let m = Marker {
+                kind: Kind::Probe,
+                sender: 0,
+                seq: self.probe_round,
+                sent_ns: now_ns(),
+            };
+            let mut line = Vec::with_capacity(self.payload + 2);
+            marker::encode(&mut line, &m, self.payload);
+            line.extend_from_slice(b"\r\n");
+            self.write(0, &line)
+                .await
+                .context("sending the barrier probe")?;
+            let deadline = Instant::now() + per_round;
+            while Instant::now() < deadline {
+                if sh.probe_seen.load(Acquire) >= need {
+                    return Ok(t0.elapsed());
+                }
+                if let Some(e) = sh.slow_down_error() {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        bail!(
+            "barrier: after {PROBE_ROUNDS} probes only {} of {need} clients received a message \
+             from {}; the server accepted their logins but does not deliver to them{}",
+            sh.probe_seen.load(Acquire),
+            sh.name(0),
+            sh.notes()
+                .first()
+                .map(|n| format!(" (first problem: {n})"))
+                .unwrap_or_default()
+        )
+    }
+
+    /// Stops every reader and returns what each counted, by client index.
+    pub async fn stop(self) -> Vec<RecvStats> {
+        self.sh.stopping.store(true, Release);
+        let _ = self.stop_tx.send(true);
+        let mut out = Vec::with_capacity(self.readers.len());
+        for h in self.readers {
+            out.push(h.await.unwrap_or_else(|_| RecvStats::new(self.sh.senders)));
+        }
+        drop(self.writers);
+        out
+    }
+}
+
+/// Logs in the first `c.clients` clients with a progress bar and passes the barrier.
+pub async fn assemble(
+    sh: Arc<Shared>,
+    c: &crate::args::Common,
+    addr: SocketAddr,
+    prog: &crate::progress::Progress,
+) -> Result<(Swarm, crate::report::Login)> {
+    let mut swarm = Swarm::new(sh, addr, c.login_timeout(), c.payload);
+    let bar = prog.bar(c.clients as u64, "logins");
+    let grown = swarm.grow(c.clients, c.concurrency, &bar).await;
+    bar.finish_and_clear();
+    let g = grown?;
+    let barrier = swarm.barrier().await?;
+    let login = crate::report::Login {
+        clients: g.added,
+        secs: g.secs,
+        per_s: g.added as f64 / g.secs.max(1e-9),
+        max_login_ms: g.max_ms,
+        barrier_ms: barrier.as_secs_f64() * 1000.0,
+    };
+    Ok((swarm, login))
+}

@@ -1,0 +1,395 @@
+//! `chat-bench` against the real server on `--port 0`: small runs whose counts must be exact,
+//! and the clear errors it promises (refused connection, taken names, the flood limit, too
+//! many clients for the open-file limit).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use chat_tests::{server_binary, Server};
+use serde_json::Value;
+
+/// `chat-bench`, built like the harness builds `chat-server`: same target directory and
+/// profile as this test (the harness's server binary tells where those are).
+fn bench_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile_dir = server_binary().parent().expect("profile directory");
+        let target = profile_dir.parent().expect("target directory");
+        let profile = profile_dir
+            .file_name()
+            .expect("profile name")
+            .to_string_lossy();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace"),
+        )
+        .args(["build", "--bin", "chat-bench", "--target-dir"])
+        .arg(target);
+        match profile.as_ref() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd.output().expect("running cargo build --bin chat-bench");
+        assert!(
+            out.status.success(),
+            "cargo build --bin chat-bench failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = profile_dir.join("chat-bench");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// Runs chat-bench with a watchdog of its own, so a hang fails the test instead of blocking.
+fn bench(args: &[&str]) -> Output {
+    Command::new(bench_binary())
+        .args(args)
+        .args(["--timeout-s", "90"])
+        .output()
+        .expect("running chat-bench")
+}
+
+fn port(s: &Server) -> String {
+    s.addr().port().to_string()
+}
+
+/// The single JSON object a successful `--json` run prints.
+fn json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "chat-bench failed ({}):\n{stderr}\n{stdout}",
+        out.status
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--json prints one line:\n{stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no integer {key:?} in {v}"))
+}
+
+/// The run failed with exit status 1, a single `chat-bench: ...` line, and nothing on stdout.
+fn one_line_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let last = stderr.lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("chat-bench: "), "stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    last
+}
+
+/// Checks the exact counts of a fanout run with n clients, k senders, m messages each.
+fn assert_exact_fanout(v: &Value, n: u64, k: u64, m: u64) {
+    let expected = k * m * (n - 1);
+    assert_eq!(u(v, "sent"), k * m, "{v}");
+    assert_eq!(u(v, "expected"), expected, "{v}");
+    assert_eq!(u(v, "received"), expected, "{v}");
+    for zero in [
+        "lost",
+        "out_of_order",
+        "garbled",
+        "duplicates",
+        "echoes",
+        "clients_short",
+    ] {
+        assert_eq!(u(v, zero), 0, "{zero}: {v}");
+    }
+    assert_eq!(u(v, "disconnects"), 0, "{v}");
+    assert_eq!(
+        u(&v["latency"], "count"),
+        expected,
+        "one latency per delivery: {v}"
+    );
+    assert!(v["deliveries_per_s"].as_f64().unwrap() > 0.0, "{v}");
+}
+
+#[test]
+fn fanout_counts_every_delivery_exactly() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let pid = s.pid().to_string();
+    let out = bench(&[
+        "fanout",
+        "-p",
+        &port(&s),
+        "-n",
+        "20",
+        "-k",
+        "3",
+        "-m",
+        "50",
+        "--json",
+        "--server-pid",
+        &pid,
+    ]);
+    let v = json(&out);
+    assert_eq!(v["scenario"], "fanout");
+    assert_exact_fanout(&v, 20, 3, 50);
+    assert_eq!(u(&v["login"], "clients"), 20);
+    assert!(u(&v["server_mem"], "rss_kib") > 0, "{v}");
+    assert!(v["cpu"]["server_pct"].is_number(), "{v}");
+}
+
+#[test]
+fn fanout_batched_and_paced_senders_are_exact_too() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let v = json(&bench(&[
+        "fanout",
+        "-p",
+        &port(&s),
+        "-n",
+        "12",
+        "-k",
+        "2",
+        "-m",
+        "200",
+        "--batch",
+        "16",
+        "--json",
+    ]));
+    assert_exact_fanout(&v, 12, 2, 200);
+    // Paced: 40 messages at 200/s take about 0.2 s per sender.
+    let v = json(&bench(&[
+        "fanout",
+        "-p",
+        &port(&s),
+        "-n",
+        "8",
+        "-k",
+        "2",
+        "-m",
+        "40",
+        "--rate",
+        "200",
+        "--prefix",
+        "paced",
+        "--json",
+    ]));
+    assert_exact_fanout(&v, 8, 2, 40);
+    assert!(v["send_s"].as_f64().unwrap() > 0.15, "{v}");
+}
+
+#[test]
+fn the_table_is_the_default_output() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let out = bench(&["fanout", "-p", &port(&s), "-n", "5", "-k", "1", "-m", "10"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("chat-bench fanout"), "{stdout}");
+    assert!(
+        stdout.contains("received      40 of 40 expected"),
+        "{stdout}"
+    );
+    // Piped stderr: no progress bar escape codes.
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rtt_takes_every_sample() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let v = json(&bench(&[
+        "rtt",
+        "-p",
+        &port(&s),
+        "-n",
+        "10",
+        "-k",
+        "2",
+        "-s",
+        "20",
+        "--json",
+    ]));
+    assert_eq!(v["scenario"], "rtt");
+    let steps = v["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "{v}");
+    assert_eq!(u(&steps[0], "clients"), 10);
+    assert_eq!(u(&steps[0], "samples"), 20, "{v}");
+    assert_eq!(u(&steps[0], "timeouts"), 0, "{v}");
+    assert_eq!(steps[0]["held"], true, "{v}");
+    assert_eq!(u(&v, "max_clients_held"), 10, "{v}");
+    for zero in ["garbled", "out_of_order", "disconnects", "server_errors"] {
+        assert_eq!(u(&v, zero), 0, "{zero}: {v}");
+    }
+}
+
+#[test]
+fn rtt_steps_up_to_the_cap() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let v = json(&bench(&[
+        "rtt",
+        "-p",
+        &port(&s),
+        "-n",
+        "5",
+        "--step",
+        "5",
+        "--max-clients",
+        "15",
+        "-s",
+        "8",
+        "--json",
+    ]));
+    let clients: Vec<u64> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| u(s, "clients"))
+        .collect();
+    assert_eq!(clients, [5, 10, 15], "{v}");
+    assert_eq!(u(&v, "max_clients_held"), 15, "{v}");
+    assert!(
+        v["stopped_by"]
+            .as_str()
+            .unwrap()
+            .contains("--max-clients 15"),
+        "{v}"
+    );
+}
+
+#[test]
+fn idle_reports_server_memory_and_threads() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let pid = s.pid().to_string();
+    let n = 50;
+    let v = json(&bench(&[
+        "idle",
+        "-p",
+        &port(&s),
+        "-n",
+        &n.to_string(),
+        "--server-pid",
+        &pid,
+        "--settle-ms",
+        "300",
+        "--json",
+    ]));
+    assert_eq!(v["scenario"], "idle");
+    assert_eq!(u(&v, "clients"), n);
+    let per_conn = v["server_rss_per_conn_kib"]
+        .as_f64()
+        .expect("per-connection RSS");
+    assert!(per_conn > 0.0, "{v}");
+    // chat-server runs a thread per connection.
+    assert!(u(&v, "server_threads") > n, "{v}");
+}
+
+#[test]
+fn a_refused_connection_is_one_clear_line() {
+    // A port that was just free: nothing listens there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bench(&["fanout", "-p", &free.to_string(), "-n", "10"]);
+    let line = one_line_error(&out);
+    assert!(line.contains("connection refused"), "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{free}")), "{line}");
+}
+
+#[test]
+fn the_flood_limit_is_named_with_its_fix() {
+    let s = Server::start(&["--flood-rate", "10"]);
+    let out = bench(&["fanout", "-p", &port(&s), "-n", "5", "-k", "2", "-m", "100"]);
+    let line = one_line_error(&out);
+    assert!(line.contains("! slow down"), "{line}");
+    assert!(line.contains("--flood-rate 0"), "{line}");
+}
+
+#[test]
+fn a_taken_name_points_to_prefix() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let _holder = s.login("b1");
+    let out = bench(&["idle", "-p", &port(&s), "-n", "3", "--settle-ms", "0"]);
+    let line = one_line_error(&out);
+    assert!(line.contains("! the name b1 is taken"), "{line}");
+    assert!(line.contains("--prefix"), "{line}");
+    // With another prefix the same run works.
+    let v = json(&bench(&[
+        "idle",
+        "-p",
+        &port(&s),
+        "-n",
+        "3",
+        "--settle-ms",
+        "0",
+        "--prefix",
+        "x",
+        "--json",
+    ]));
+    assert_eq!(u(&v, "clients"), 3);
+}
+
+#[test]
+fn a_full_server_is_named() {
+    let s = Server::start(&["--flood-rate", "0", "--max-clients", "3"]);
+    let out = bench(&[
+        "idle",
+        "-p",
+        &port(&s),
+        "-n",
+        "6",
+        "-c",
+        "1",
+        "--settle-ms",
+        "0",
+    ]);
+    let line = one_line_error(&out);
+    assert!(
+        line.contains("`! server full`") && line.contains("--max-clients"),
+        "{line}"
+    );
+}
+
+#[test]
+fn more_clients_than_open_files_are_refused_before_connecting() {
+    // Under a hard limit of 512 open files chat-bench cannot raise its own far enough.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            r#"ulimit -Sn 256 && ulimit -Hn 512 && exec "$0" "$@""#,
+        ])
+        .arg(bench_binary())
+        .args(["idle", "-p", "9", "-n", "1000", "--timeout-s", "30"])
+        .output()
+        .expect("running chat-bench under sh");
+    let line = one_line_error(&out);
+    assert!(line.contains("1000 clients need 1032 open files"), "{line}");
+    assert!(
+        line.contains("limit is 512") && line.contains("ulimit -n"),
+        "{line}"
+    );
+}
