@@ -1,19 +1,34 @@
-//! Building and locating the `chat-server` binary.
+//! Building and locating the workspace's binaries (`chat-server`, `chat-client`, `chat-bench`).
 //!
-//! `chat-server` is another package of the workspace, so cargo does not build it for this
-//! crate's tests. On first use each test executable runs `cargo build --bin chat-server` with the
-//! same profile and target directory as itself (a no-op when it is up to date).
+//! They belong to other packages of the workspace, so cargo does not build them for this crate's
+//! tests. On first use of each, a test executable runs `cargo build --bin NAME` with the same
+//! profile and target directory as itself (a no-op when it is up to date).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-static BINARY: OnceLock<PathBuf> = OnceLock::new();
+use std::sync::{Mutex, OnceLock};
 
 /// The path of a freshly built `chat-server`; panics with cargo's output if the build fails.
 pub fn server_binary() -> &'static Path {
-    BINARY.get_or_init(build)
+    binary("chat-server")
+}
+
+/// The path of the freshly built workspace binary `name`; panics with cargo's output if the
+/// build fails. Each binary is built once per test executable.
+pub fn binary(name: &str) -> &'static Path {
+    static BUILT: OnceLock<Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = built.get(name) {
+        return path;
+    }
+    let path: &'static Path = Box::leak(build(name).into_boxed_path());
+    built.insert(name.to_owned(), path);
+    path
 }
 
 fn workspace_root() -> PathBuf {
@@ -41,12 +56,12 @@ fn target_and_profile() -> (PathBuf, String) {
     (target, "debug".to_owned())
 }
 
-fn build() -> PathBuf {
+fn build(name: &str) -> PathBuf {
     let (target, profile) = target_and_profile();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "--bin", "chat-server", "--target-dir"])
+        .args(["build", "--bin", name, "--target-dir"])
         .arg(&target);
     match profile.as_str() {
         "debug" => {}
@@ -59,18 +74,18 @@ fn build() -> PathBuf {
     }
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("running {cargo:?} build --bin chat-server: {e}"));
+        .unwrap_or_else(|e| panic!("running {cargo:?} build --bin {name}: {e}"));
     if !out.status.success() {
         panic!(
-            "`cargo build --bin chat-server` ({profile}) failed with {}:\n{}",
+            "`cargo build --bin {name}` ({profile}) failed with {}:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let path = target.join(&profile).join("chat-server");
+    let path = target.join(&profile).join(name);
     assert!(
         path.is_file(),
-        "cargo built chat-server but {} does not exist",
+        "cargo built {name} but {} does not exist",
         path.display()
     );
     path

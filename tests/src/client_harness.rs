@@ -1,8 +1,8 @@
 //! Running `chat-client` in end-to-end tests: with piped standard input ([`PipedClient`]), and
 //! on a real terminal inside a private tmux server ([`Tmux`]).
 //!
-//! The client is built like the server ([`crate::server_binary`]): `cargo build --bin
-//! chat-client` into the same target directory and profile, found from where the server went.
+//! The client is built like the server ([`crate::binary`]): `cargo build --bin chat-client`
+//! into the same target directory and profile as the test run.
 //! Every wait has a deadline ([`T`]) and polls a condition; a failure shows what the client
 //! printed (or what the screen held).
 
@@ -11,59 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{find_in_path, server_binary, T};
-
-static CLIENT: OnceLock<PathBuf> = OnceLock::new();
+use crate::{find_in_path, T};
 
 /// The path of a freshly built `chat-client`; panics with cargo's output if the build fails.
 pub fn client_binary() -> &'static Path {
-    CLIENT.get_or_init(build_client)
-}
-
-fn build_client() -> PathBuf {
-    // `server_binary()` settles the target directory and profile of this test run.
-    let profile_dir = server_binary()
-        .parent()
-        .expect("chat-server lives in <target>/<profile>");
-    let target = profile_dir.parent().expect("<target>/<profile>");
-    let profile = profile_dir
-        .file_name()
-        .expect("profile directory name")
-        .to_string_lossy()
-        .into_owned();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(workspace)
-        .args(["build", "--bin", "chat-client", "--target-dir"])
-        .arg(target);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cargo:?} build --bin chat-client: {e}"));
-    assert!(
-        out.status.success(),
-        "`cargo build --bin chat-client` ({profile}) failed with {}:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = profile_dir.join("chat-client");
-    assert!(path.is_file(), "{} was not built", path.display());
-    path
+    crate::binary("chat-client")
 }
 
 /// The host and port arguments for a server address.

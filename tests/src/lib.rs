@@ -17,7 +17,7 @@ mod text;
 
 use std::time::Duration;
 
-pub use binary::server_binary;
+pub use binary::{binary, server_binary};
 pub use client::{is_word_prefix, Client, End};
 pub use server::Server;
 pub use text::{parse_rooms, parse_who, show, Who};

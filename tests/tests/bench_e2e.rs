@@ -2,52 +2,15 @@
 //! and the clear errors it promises (refused connection, taken names, the flood limit, too
 //! many clients for the open-file limit).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use chat_tests::{server_binary, Server};
+use chat_tests::Server;
 use serde_json::Value;
 
-/// `chat-bench`, built like the harness builds `chat-server`: same target directory and
-/// profile as this test (the harness's server binary tells where those are).
+/// `chat-bench`, built like the harness builds `chat-server`.
 fn bench_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let profile_dir = server_binary().parent().expect("profile directory");
-        let target = profile_dir.parent().expect("target directory");
-        let profile = profile_dir
-            .file_name()
-            .expect("profile name")
-            .to_string_lossy();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("workspace"),
-        )
-        .args(["build", "--bin", "chat-bench", "--target-dir"])
-        .arg(target);
-        match profile.as_ref() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd.output().expect("running cargo build --bin chat-bench");
-        assert!(
-            out.status.success(),
-            "cargo build --bin chat-bench failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = profile_dir.join("chat-bench");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    chat_tests::binary("chat-bench")
 }
 
 /// Runs chat-bench with a watchdog of its own, so a hang fails the test instead of blocking.

@@ -8,7 +8,6 @@
 //! its room with `* NAME left (too slow)` (which may evict others in turn), and its socket is shut
 //! down after the lock is released.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_common::{key, wire, NameError};
@@ -17,10 +16,13 @@ use parking_lot::Mutex;
 
 use crate::peer::{Peer, PeerId};
 
-pub const LOBBY: &str = "lobby";
+mod listing;
+mod state;
 
-/// Longest `* ` line body for lists (`/who`), so huge rooms span several lines.
-const LIST_LINE_BYTES: usize = 900;
+use listing::{list_lines, plural};
+use state::{deliver, Room, Session, State};
+
+pub const LOBBY: &str = "lobby";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginError {
@@ -47,34 +49,13 @@ pub enum AdmitError {
     ShuttingDown,
 }
 
-struct Session {
-    name: String,
-    room: String,
-}
-
-struct Room {
-    name: String,
-    members: IndexMap<PeerId, Arc<Peer>>,
-}
-
-#[derive(Default)]
-struct State {
-    connections: HashMap<PeerId, Arc<Peer>>,
-    sessions: HashMap<PeerId, Session>,
-    /// Name key -> peer.
-    names: HashMap<String, PeerId>,
-    /// Room key -> room.
-    rooms: HashMap<String, Room>,
-    shutting_down: bool,
-}
-
 pub struct Registry {
     max_clients: usize,
     state: Mutex<State>,
 }
 
 /// Peers that overflowed while the lock was held; shut down once it is released.
-type Evicted = Vec<Arc<Peer>>;
+pub(crate) type Evicted = Vec<Arc<Peer>>;
 
 impl Registry {
     pub fn new(max_clients: usize) -> Self {
@@ -366,158 +347,5 @@ impl Registry {
             let _ = peer.send_line(line);
         }
         peers
-    }
-}
-
-impl State {
-    fn room_display(&self, room_key: &str) -> String {
-        self.rooms
-            .get(room_key)
-            .map_or_else(|| room_key.to_owned(), |room| room.name.clone())
-    }
-
-    fn member_names(&self, room_key: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .rooms
-            .get(room_key)
-            .map(|room| {
-                room.members
-                    .keys()
-                    .filter_map(|id| self.sessions.get(id).map(|s| s.name.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort_unstable_by_key(|name| key(name));
-        names
-    }
-
-    fn enter_room(&mut self, room_key: &str, peer: &Arc<Peer>) {
-        if let Some(room) = self.rooms.get_mut(room_key) {
-            room.members.insert(peer.id, Arc::clone(peer));
-        }
-    }
-
-    /// Takes a peer out of a room; an empty room other than the lobby disappears.
-    fn leave_room(&mut self, room_key: &str, id: PeerId) {
-        let now_empty = match self.rooms.get_mut(room_key) {
-            Some(room) => {
-                room.members.swap_remove(&id);
-                room.members.is_empty()
-            }
-            None => false,
-        };
-        if now_empty && room_key != LOBBY {
-            self.rooms.remove(room_key);
-        }
-    }
-
-    /// Queues one line to every member of a room but `except`.
-    fn broadcast(&self, room_key: &str, line: &str, except: Option<PeerId>, evicted: &mut Evicted) {
-        let Some(room) = self.rooms.get(room_key) else {
-            return;
-        };
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.extend_from_slice(wire::LINE_END.as_bytes());
-        for (&id, peer) in &room.members {
-            if Some(id) != except && peer.send(&bytes).is_err() {
-                evicted.push(Arc::clone(peer));
-            }
-        }
-    }
-
-    /// Logs a user out and tells its room `* NAME left`, with the reason in brackets.
-    fn depart(
-        &mut self,
-        id: PeerId,
-        reason: Option<&str>,
-        evicted: &mut Evicted,
-    ) -> Option<String> {
-        let session = self.sessions.remove(&id)?;
-        self.names.remove(&key(&session.name));
-        self.leave_room(&session.room, id);
-        let line = match reason {
-            Some(reason) => wire::notice(&format!("{} left ({reason})", session.name)),
-            None => wire::notice(&format!("{} left", session.name)),
-        };
-        self.broadcast(&session.room, &line, None, evicted);
-        Some(session.name)
-    }
-
-    /// Evicted peers leave their rooms as `too slow`; telling the rooms may evict more.
-    fn settle_evictions(&mut self, evicted: &mut Evicted) {
-        let mut next = 0;
-        while next < evicted.len() {
-            let id = evicted[next].id;
-            next += 1;
-            self.depart(id, Some("too slow"), evicted);
-        }
-        // A peer can overflow twice (say, once per broadcast); disconnect it once.
-        evicted.sort_unstable_by_key(|peer| peer.id);
-        evicted.dedup_by_key(|peer| peer.id);
-    }
-}
-
-fn deliver(peer: &Arc<Peer>, line: &str, evicted: &mut Evicted) {
-    if peer.send_line(line).is_err() {
-        evicted.push(Arc::clone(peer));
-    }
-}
-
-fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
-    if count == 1 {
-        one
-    } else {
-        many
-    }
-}
-
-/// `* HEAD a, b, c` split into lines of bounded length, each a complete `* ` notice.
-fn list_lines(head: &str, items: &[String]) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut current = head.trim_end().to_owned();
-    let mut first_item = true;
-    for item in items {
-        if !first_item && current.len() + item.len() + 2 > LIST_LINE_BYTES {
-            lines.push(wire::notice(&format!("{current},")));
-            current = String::from("  ");
-        } else if first_item {
-            current.push(' ');
-        } else {
-            current.push_str(", ");
-        }
-        current.push_str(item);
-        first_item = false;
-    }
-    lines.push(wire::notice(&current));
-    lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_lists_fit_on_one_line() {
-        let items = vec!["alice".to_owned(), "bob".to_owned()];
-        assert_eq!(
-            list_lines("2 users in lobby: ", &items),
-            vec!["* 2 users in lobby: alice, bob"]
-        );
-    }
-
-    #[test]
-    fn long_lists_wrap_into_notices() {
-        let items: Vec<String> = (0..500).map(|i| format!("user{i:04}")).collect();
-        let lines = list_lines("500 users in lobby: ", &items);
-        assert!(lines.len() > 1);
-        for line in &lines {
-            assert!(line.starts_with("* "), "{line}");
-            assert!(line.len() <= LIST_LINE_BYTES + 16, "{}", line.len());
-        }
-        let joined = lines.join(" ");
-        for item in &items {
-            assert!(joined.contains(item.as_str()));
-        }
     }
 }
