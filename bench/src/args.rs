@@ -106,6 +106,13 @@ impl Common {
                 self.payload
             );
         }
+        if self.payload < crate::marker::MARKER_LEN {
+            bail!(
+                "--payload {} is under the {}-byte marker every message carries",
+                self.payload,
+                crate::marker::MARKER_LEN
+            );
+        }
         if max_n > MAX_SENDER as usize + 1 {
             bail!(
                 "at most {} clients: the marker holds a 5-digit hex sender index",

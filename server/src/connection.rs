@@ -320,8 +320,11 @@ impl Connection<'_> {
             (Some(name), End::Broken(e)) => {
                 tracing::info!(peer = self.peer.id, %name, error = %e, "left: connection lost")
             }
-            (Some(name), End::Quit(reason)) => {
-                tracing::info!(peer = self.peer.id, %name, reason = reason.as_deref().unwrap_or(""), "left: quit")
+            (Some(name), End::Quit(Some(reason))) => {
+                tracing::info!(peer = self.peer.id, %name, %reason, "left: quit")
+            }
+            (Some(name), End::Quit(None)) => {
+                tracing::info!(peer = self.peer.id, %name, "left: quit")
             }
             (Some(name), _) => tracing::info!(peer = self.peer.id, %name, "left: closed"),
             (None, End::LoginTimeout) => tracing::info!(peer = self.peer.id, "login timed out"),

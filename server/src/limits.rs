@@ -1,9 +1,10 @@
 //! The open-file limit: raised on start, and checked against `--max-clients` so the server
 //! refuses a limit it could not honour instead of failing at connection 1,021.
 //!
-//! Each connection holds one descriptor. The server's own dozen (listener, epoll, stdio) are not
-//! reserved on top: when they squeeze out the last connections, the accept loop still answers
-//! those with `! server full` through a reserve descriptor (see `server.rs`).
+//! Each connection holds one descriptor, and the server about a dozen of its own (listener, epoll,
+//! stdio). A default limit leaves room for those; an explicit one may use the whole limit (load
+//! harnesses ask for exactly `ulimit -n` clients), and should the last connections not fit, the
+//! accept loop still answers them with `! server full` through a reserve descriptor.
 
 use anyhow::bail;
 
@@ -55,19 +56,27 @@ pub fn fit_max_clients(
     default: u32,
     open_files: u64,
 ) -> anyhow::Result<u32> {
-    let fit = open_files;
+    let comfortable = open_files.saturating_sub(OWN_FDS);
     match requested {
-        Some(n) if u64::from(n) > fit => bail!(
-            "--max-clients {n} needs {n} open files, but the limit is {open_files}; \
-             raise it (ulimit -n) or lower --max-clients to {fit}"
+        Some(n) if u64::from(n) > open_files => bail!(
+            "--max-clients {n} needs {} open files, but the limit is {open_files}; \
+             raise it (ulimit -n) or lower --max-clients to {comfortable}",
+            files_needed(n)
         ),
-        Some(n) => Ok(n),
-        None if u64::from(default) > fit => {
-            let lowered = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
+        Some(n) => {
+            if u64::from(n) > comfortable {
+                tracing::warn!(
+                    "--max-clients {n} leaves no room for the server's own {OWN_FDS} open files \
+                     under the limit of {open_files}: the last connections may get `! server full`"
+                );
+            }
+            Ok(n)
+        }
+        None if u64::from(default) > comfortable => {
+            let lowered = u32::try_from(comfortable).unwrap_or(u32::MAX).max(1);
             tracing::warn!(
-                open_files,
-                max_clients = lowered,
-                "the open-file limit is too low for {default} clients; raise it with ulimit -n"
+                "the open-file limit of {open_files} is too low for {default} clients; \
+                 --max-clients lowered to {lowered} (raise the limit with ulimit -n)"
             );
             Ok(lowered)
         }
@@ -96,7 +105,7 @@ mod tests {
 
     #[test]
     fn default_is_lowered_to_fit() {
-        assert_eq!(fit_max_clients(None, 10_000, 1024).ok(), Some(1024));
+        assert_eq!(fit_max_clients(None, 10_000, 1024).ok(), Some(1008));
         assert_eq!(fit_max_clients(None, 10_000, 1 << 20).ok(), Some(10_000));
     }
 }

@@ -183,8 +183,8 @@ fn refuse(socket: &Socket, reason: &str) {
 }
 
 fn wait_for_signal(mut signals: Signals, shared: &Shared) {
-    let signal = signals.forever().next();
-    tracing::info!(?signal, "shutting down");
+    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    tracing::info!(signal, "shutting down");
     let peers = shared
         .registry
         .shut_down(&wire::notice("server shutting down"));
