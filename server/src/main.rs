@@ -26,6 +26,10 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr closed) is dropped: by default the
+        // subscriber reports it with `eprintln!`, which panics on a closed stderr and would
+        // take the logging thread (a connection, or the signal handler) down with it.
+        .log_internal_errors(false)
         .init();
     if let Err(e) = server::run(config) {
         eprintln!("chat-server: {e:#}");

@@ -116,3 +116,61 @@ fn signal_right_after_listening_exits_zero() {
         );
     }
 }
+
+/// A server whose standard output and error have been closed (its log reader went away) keeps
+/// serving and still shuts down cleanly: a log line it cannot write must not kill the thread
+/// that tried to write it, least of all the one handling signals.
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_serving_or_shutting_down() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(chat_tests::server_binary())
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning chat-server");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout
+        .read_line(&mut first)
+        .expect("reading the listening line");
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .expect("listening address");
+    // Close both pipes: every later log line now fails to be written.
+    drop(stdout);
+    drop(child.stderr.take());
+
+    let mut alice = Client::connect(addr);
+    alice.login("alice");
+    let mut bob = Client::connect(addr);
+    bob.login("bob");
+    alice.expect_next("* bob joined");
+    bob.send_line("still here");
+    alice.expect_next("[bob] still here");
+
+    // SAFETY: kill(2) on the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    expect_told_and_closed(&mut alice);
+    let deadline = Instant::now() + EXIT_WITHIN;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for chat-server") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {EXIT_WITHIN:?} after SIGTERM with its stderr closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}
