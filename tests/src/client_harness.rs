@@ -251,6 +251,14 @@ impl Tmux {
         self.run(&args);
     }
 
+    /// Pastes `text` as a terminal without bracketed paste does: `tmux paste-buffer` without
+    /// `-p` writes the whole buffer to the pane at once, each LF turned into the CR that Enter
+    /// sends.
+    pub fn paste_unbracketed(&self, text: &str) {
+        self.run(&["set-buffer", "-b", "chat-paste", "--", text]);
+        self.run(&["paste-buffer", "-d", "-b", "chat-paste", "-t", "0"]);
+    }
+
     /// The visible screen as text, wrapped lines joined, trailing blank lines removed (spaces
     /// at the end of a line stay).
     pub fn screen(&self) -> String {

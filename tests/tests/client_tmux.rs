@@ -250,3 +250,37 @@ fn server_going_away_mid_typing_exits_1_and_restores_the_terminal() {
     assert!(!screen.contains("[terminal left raw]"), "{screen}");
     assert!(!screen.contains("panicked"), "{screen}");
 }
+
+#[test]
+fn three_lines_in_one_send_keys_all_arrive_in_order() {
+    let server = Server::start(&[]);
+    let mut bob = server.login("bob");
+    let tmux = start_logged_in(&server, "alice", &mut [&mut bob]);
+    // One tmux command: the client reads all three lines in a single read.
+    tmux.press(&[
+        "typeahead-1",
+        "Enter",
+        "typeahead-2",
+        "Enter",
+        "typeahead-3",
+        "Enter",
+    ]);
+    for i in 1..=3 {
+        bob.expect_next(&format!("[alice] typeahead-{i}"));
+    }
+    tmux.wait_for_last_line(">");
+}
+
+#[test]
+fn a_30_line_unbracketed_paste_arrives_whole_and_in_order() {
+    // Above the default flood burst of 20: this test is about the client, not the limit.
+    let server = Server::start(&["--flood-rate", "0"]);
+    let mut bob = server.login("bob");
+    let tmux = start_logged_in(&server, "alice", &mut [&mut bob]);
+    let lines: Vec<String> = (1..=30).map(|i| format!("pasted line {i:02}")).collect();
+    tmux.paste_unbracketed(&(lines.join("\n") + "\n"));
+    for line in &lines {
+        bob.expect_next(&format!("[alice] {line}"));
+    }
+    tmux.wait_for_last_line(">");
+}
