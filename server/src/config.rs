@@ -44,9 +44,25 @@ pub struct Config {
     #[arg(long, default_value_t = 200)]
     pub partial_flush_ms: u64,
 
-    /// Idle seconds before TCP keepalive probes start on a connection.
+    /// Idle seconds before TCP keepalive probes start, and before a silent WebSocket is pinged.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=32767))]
     pub keepalive_secs: u64,
+
+    /// Port of the web page and WebSocket [default: the chat port + 1; 0 with --port 0]
+    #[arg(long, help_heading = "Web")]
+    pub web_port: Option<u16>,
+
+    /// Turns the web port off.
+    #[arg(long, help_heading = "Web", conflicts_with = "web_port")]
+    pub no_web: bool,
+
+    /// Another origin whose pages may open WebSocket connections (repeatable; * allows any).
+    #[arg(long, value_name = "ORIGIN", help_heading = "Web")]
+    pub web_origin: Vec<String>,
+
+    /// Turns GET /metrics off.
+    #[arg(long, help_heading = "Web")]
+    pub no_metrics: bool,
 
     /// Threads that write to client sockets [default: half the CPUs, at least 1, at most 4]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -58,6 +74,26 @@ pub const DEFAULT_MAX_CLIENTS: u32 = 10_000;
 impl Config {
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs)
+    }
+
+    /// The web port to listen on, or None with `--no-web`.
+    pub fn web_port(&self) -> anyhow::Result<Option<u16>> {
+        if self.no_web {
+            return Ok(None);
+        }
+        match (self.web_port, self.port) {
+            (Some(port), _) => Ok(Some(port)),
+            (None, 0) => Ok(Some(0)),
+            (None, port) => port.checked_add(1).map(Some).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--port {port} leaves no default web port: give --web-port or --no-web"
+                )
+            }),
+        }
     }
 
     pub fn partial_flush(&self) -> Option<Duration> {

@@ -1,37 +1,58 @@
 //! One connection's reader thread: login, then the user's lines, then leaving.
 //!
-//! The thread owns the reading side of its socket and nothing else: what it sends is queued on
-//! its [`Peer`] and written by a flusher. Reads block with a timeout only while something is due
-//! (the login deadline, or a partial line waiting to count as a line), so an idle logged-in user
-//! costs a sleeping thread and no wake-ups.
+//! The thread owns the reading side of its connection and nothing else: what it sends is queued
+//! on its [`Peer`] and written by a flusher. Where lines come from is a [`LineSource`] (raw TCP
+//! bytes, or WebSocket messages), so the chat rules below exist once for every transport.
+//! Reads block with a deadline only while something is due (the login deadline, a partial line
+//! waiting to count as a line, a WebSocket ping), so an idle logged-in TCP user costs a sleeping
+//! thread and no wake-ups.
 
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_common::{sanitize, wire, Frame, LineFramer};
+use chat_common::{sanitize, wire, Frame};
 
 use crate::command::{self, Command, Input, HELP};
 use crate::flood::FloodGate;
 use crate::peer::Peer;
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::transport::socket::linger;
+use crate::transport::CloseReason;
 
 /// How long a closing connection may take to hand its last lines (the goodbye) to the kernel.
-const DRAIN_ON_CLOSE: Duration = Duration::from_secs(2);
-/// How long a closing connection reads and discards what the client still sends, so its last
-/// lines are not lost to a reset.
-const LINGER_ON_CLOSE: Duration = Duration::from_millis(500);
-/// Too big for the allocator's per-thread cache, so an idle thread keeps none of it.
-const READ_BUFFER: usize = 4096;
+pub const DRAIN_ON_CLOSE: Duration = Duration::from_secs(2);
 
 /// Why a connection ended.
 #[derive(Debug)]
-enum End {
+pub enum End {
     Quit(Option<String>),
+    /// The client closed (EOF, or a WebSocket close).
     Eof,
     LoginTimeout,
     Broken(io::Error),
+    /// A WebSocket message too large to take.
+    TooBig,
+    /// No answer to a WebSocket ping.
+    Unresponsive,
+}
+
+/// What a read left the connection in; frames it appended are handled either way.
+pub enum Status {
+    Open,
+    Closed(End),
+}
+
+/// Where a connection's lines come from.
+pub trait LineSource {
+    /// Waits for input until `deadline` (none: for ever) and appends the frames it completes.
+    fn read(&mut self, deadline: Option<Instant>, frames: &mut Vec<Frame>) -> Status;
+    /// When the source next needs attention without input (a partial line, a ping).
+    fn due(&self) -> Option<Instant>;
+    /// Does what is due by `now`; may append frames.
+    fn on_due(&mut self, now: Instant, frames: &mut Vec<Frame>) -> Status;
+    /// The longest line the source takes, for the `line too long` reply.
+    fn max_line(&self) -> usize;
 }
 
 enum Phase {
@@ -47,35 +68,33 @@ enum Flow {
 struct Connection<'a> {
     shared: &'a Shared,
     peer: &'a Arc<Peer>,
-    framer: LineFramer,
     phase: Phase,
-    /// When the unterminated bytes now in the framer last grew.
-    partial_since: Option<Instant>,
 }
 
-/// Serves one connection until it ends, then takes it out of the registry.
-pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
-    // Runs on every exit path, unwinding included, so a panic still logs the user out.
-    let _guard = Cleanup {
-        shared: &shared,
-        peer: &peer,
-    };
+/// Serves one connection until it ends, then takes it out of the registry. `login_deadline`
+/// counts from connect, whatever came before the chat (an HTTP upgrade).
+pub fn serve(
+    shared: &Shared,
+    peer: &Arc<Peer>,
+    source: &mut dyn LineSource,
+    login_deadline: Instant,
+) {
     let mut connection = Connection {
-        shared: &shared,
-        peer: &peer,
-        framer: LineFramer::new(shared.config.max_line as usize),
+        shared,
+        peer,
         phase: Phase::Login {
-            deadline: Instant::now() + shared.config.login_timeout(),
+            deadline: login_deadline,
         },
-        partial_since: None,
     };
-    let end = connection.run();
+    let end = connection.run(source);
     connection.finish(end);
 }
 
-struct Cleanup<'a> {
-    shared: &'a Shared,
-    peer: &'a Arc<Peer>,
+/// Takes the connection out of the registry on every exit path, unwinding included, so a
+/// panic still logs the user out.
+pub struct Cleanup<'a> {
+    pub shared: &'a Shared,
+    pub peer: &'a Arc<Peer>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -90,107 +109,70 @@ impl Drop for Cleanup<'_> {
 }
 
 impl Connection<'_> {
-    fn run(&mut self) -> End {
+    fn run(&mut self, source: &mut dyn LineSource) -> End {
         self.reply(&wire::notice("welcome to chat-server"));
         self.prompt();
         let mut frames = Vec::new();
         loop {
-            let timeout = self
-                .next_due()
-                .map(|due| due.saturating_duration_since(Instant::now()));
-            match wait_readable(self.peer.socket(), timeout) {
-                Ok(true) => {}
-                Ok(false) => {
-                    if let Flow::Stop(end) = self.on_timeout() {
-                        return end;
-                    }
-                    continue;
-                }
-                Err(e) => return End::Broken(e),
+            let status = source.read(self.next_due(source), &mut frames);
+            if let Flow::Stop(end) = self.handle_all(&mut frames, source.max_line()) {
+                return end;
             }
-            // The buffer exists only while there is input, so an idle connection holds none.
-            let mut buf = vec![0u8; READ_BUFFER];
-            match recv_nonblocking(self.peer.socket(), &mut buf) {
-                Ok(0) => {
-                    // The client closed its side: what it sent last still counts.
-                    if let Some(frame) = self.framer.take_partial() {
-                        if let Flow::Stop(end) = self.handle(frame) {
-                            return end;
-                        }
-                    }
-                    return End::Eof;
+            if let Status::Closed(end) = status {
+                return end;
+            }
+            let now = Instant::now();
+            if let Phase::Login { deadline } = self.phase {
+                if now >= deadline {
+                    self.reply(&wire::error("login timed out"));
+                    return End::LoginTimeout;
                 }
-                Ok(n) => {
-                    self.framer.feed(&buf[..n], &mut frames);
-                    drop(buf);
-                    let was_chatting = matches!(self.phase, Phase::Chat { .. });
-                    for frame in frames.drain(..) {
-                        if let Flow::Stop(end) = self.handle(frame) {
-                            return end;
-                        }
-                    }
-                    self.partial_since = self.framer.has_partial().then(Instant::now);
-                    if !was_chatting && matches!(self.phase, Phase::Chat { .. }) {
-                        // Most users now sit idle for a long time: give back the stack pages
-                        // that logging in touched, keeping only what waiting needs.
-                        crate::stack::release_unused();
-                    }
+            }
+            if source.due().is_some_and(|due| now >= due) {
+                let status = source.on_due(now, &mut frames);
+                if let Flow::Stop(end) = self.handle_all(&mut frames, source.max_line()) {
+                    return end;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return End::Broken(e),
+                if let Status::Closed(end) = status {
+                    return end;
+                }
             }
         }
     }
 
-    /// The next instant something is due: the login deadline or the partial-line flush.
-    fn next_due(&self) -> Option<Instant> {
+    /// The next instant something is due: the login deadline or the source's own.
+    fn next_due(&self, source: &dyn LineSource) -> Option<Instant> {
         let login = match self.phase {
             Phase::Login { deadline } => Some(deadline),
             Phase::Chat { .. } => None,
         };
-        let partial = self
-            .partial_since
-            .zip(self.shared.config.partial_flush())
-            .map(|(since, wait)| since + wait);
-        match (login, partial) {
+        match (login, source.due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    #[inline(never)]
-    fn on_timeout(&mut self) -> Flow {
-        let now = Instant::now();
-        if let Phase::Login { deadline } = self.phase {
-            if now >= deadline {
-                self.reply(&wire::error("login timed out"));
-                return Flow::Stop(End::LoginTimeout);
+    fn handle_all(&mut self, frames: &mut Vec<Frame>, max_line: usize) -> Flow {
+        let was_chatting = matches!(self.phase, Phase::Chat { .. });
+        for frame in frames.drain(..) {
+            if let Flow::Stop(end) = self.handle(frame, max_line) {
+                return Flow::Stop(end);
             }
         }
-        let partial_due = self
-            .partial_since
-            .zip(self.shared.config.partial_flush())
-            .is_some_and(|(since, wait)| now >= since + wait);
-        if partial_due {
-            self.partial_since = None;
-            if let Some(frame) = self.framer.take_partial() {
-                return self.handle(frame);
-            }
+        if !was_chatting && matches!(self.phase, Phase::Chat { .. }) {
+            // Most users now sit idle for a long time: give back the stack pages that
+            // logging in touched, keeping only what waiting needs.
+            crate::stack::release_unused();
         }
         Flow::Continue
     }
 
     // Kept out of line so `run`, the frame an idle connection waits in, stays small.
     #[inline(never)]
-    fn handle(&mut self, frame: Frame) -> Flow {
+    fn handle(&mut self, frame: Frame, max: usize) -> Flow {
         let line = match frame {
             Frame::Line(line) => line,
             Frame::TooLong => {
-                let max = self.framer.max_line();
                 self.reply(&wire::error(&format!("line too long (max {max} bytes)")));
                 if matches!(self.phase, Phase::Login { .. }) {
                     self.prompt();
@@ -299,7 +281,7 @@ impl Connection<'_> {
     }
 
     fn prompt(&self) {
-        if self.peer.send(wire::PROMPT.as_bytes()).is_err() {
+        if self.peer.send_prompt(wire::PROMPT).is_err() {
             self.peer.disconnect();
         }
     }
@@ -326,70 +308,25 @@ impl Connection<'_> {
             (Some(name), End::Quit(None)) => {
                 tracing::info!(peer = self.peer.id, %name, "left: quit")
             }
+            (Some(name), End::Unresponsive) => {
+                tracing::info!(peer = self.peer.id, %name, "left: no answer to ping")
+            }
             (Some(name), _) => tracing::info!(peer = self.peer.id, %name, "left: closed"),
             (None, End::LoginTimeout) => tracing::info!(peer = self.peer.id, "login timed out"),
             (None, _) => tracing::debug!(peer = self.peer.id, ?end, "closed before login"),
         }
-        if matches!(end, End::Broken(_)) {
-            return;
+        let close = match &end {
+            End::Broken(_) | End::Unresponsive => return,
+            // The client closed first (a WebSocket close has been answered already).
+            End::Eof => None,
+            End::Quit(_) => Some(CloseReason::Normal),
+            End::LoginTimeout => Some(CloseReason::Policy),
+            End::TooBig => Some(CloseReason::TooBig),
+        };
+        if let Some(reason) = close {
+            self.peer.send_close(reason);
         }
         self.peer.wait_drained(Instant::now() + DRAIN_ON_CLOSE);
-        self.linger();
+        linger(self.peer.socket());
     }
-
-    /// Half-closes, then reads and discards until the client closes too (or a short while
-    /// passes): closing a socket with unread input sends a reset, which can destroy the last
-    /// lines still on their way to the client.
-    fn linger(&self) {
-        let mut socket = self.peer.socket();
-        if socket.shutdown(std::net::Shutdown::Write).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + LINGER_ON_CLOSE;
-        let mut sink = [0u8; 1024];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
-                return;
-            }
-            match socket.read(&mut sink) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
-/// Blocks until the socket has input (or EOF, or an error to report), or the timeout passes
-/// (returns false). Waiting without a buffer keeps an idle connection's memory to its stack.
-fn wait_readable(socket: &socket2::Socket, timeout: Option<Duration>) -> io::Result<bool> {
-    let timeout_ms = match timeout {
-        // Round up, so a due time is never polled early in a busy loop.
-        Some(t) => i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
-        None => -1,
-    };
-    let mut fds = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for a descriptor this connection owns.
-    match unsafe { libc::poll(&mut fds, 1, timeout_ms) } {
-        -1 => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-        0 => Ok(false),
-        _ => Ok(true),
-    }
-}
-
-fn recv_nonblocking(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: socket2's recv takes MaybeUninit; an initialised buffer is a valid one.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    socket.recv_with_flags(uninit, libc::MSG_DONTWAIT)
 }

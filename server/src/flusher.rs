@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::peer::{FlushOutcome, Peer, PeerId};
+use crate::peer::{FlushOutcome, Peer, PeerId, Schedule};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -60,9 +60,11 @@ impl Flusher {
             .context("cannot start a flusher thread")?;
         Ok(flusher)
     }
+}
 
+impl Schedule for Flusher {
     /// Queues a peer whose output is waiting. Called once per peer until its queue empties.
-    pub fn schedule(&self, peer: Arc<Peer>) {
+    fn schedule(&self, peer: Arc<Peer>) {
         if self.ready.send(peer).is_err() {
             return;
         }
@@ -175,7 +177,7 @@ impl Flushers {
         Ok(Self { all })
     }
 
-    pub fn for_peer(&self, id: PeerId) -> Arc<Flusher> {
-        Arc::clone(&self.all[(id % self.all.len() as u64) as usize])
+    pub fn for_peer(&self, id: PeerId) -> Arc<dyn Schedule> {
+        self.all[(id % self.all.len() as u64) as usize].clone()
     }
 }

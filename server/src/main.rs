@@ -1,4 +1,4 @@
-//! `chat-server`: a multi-threaded raw-TCP line-chat server. See PROTOCOL.md for the wire
+//! `chat-server`: a multi-threaded line-chat server, over raw TCP and from the browser. See PROTOCOL.md for the wire
 //! contract and the README for how to run it.
 
 mod command;
@@ -8,10 +8,14 @@ mod flood;
 mod flusher;
 mod housekeeping;
 mod limits;
+mod listener;
 mod peer;
 mod registry;
 mod server;
+mod shared;
 mod stack;
+mod transport;
+mod web;
 
 use std::io::IsTerminal;
 

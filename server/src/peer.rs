@@ -1,9 +1,9 @@
 //! One connected client: its socket and its output queue.
 //!
 //! Any thread may queue output for a peer (usually while holding the registry lock, so a room's
-//! lines reach every member in one order). Queuing only copies bytes into memory; the socket is
-//! written by a [`Flusher`](crate::flusher::Flusher) thread, which sends everything queued in one
-//! system call. A peer whose unsent output passes the limit is marked closed and reported as an
+//! lines reach every member in one order). Queuing only copies bytes into memory, framed for the
+//! way the client came in ([`Framing`]); the socket is written by a flusher thread (whatever
+//! [`Schedule`] the peer was given), which sends everything queued in one system call. A peer whose unsent output passes the limit is marked closed and reported as an
 //! [`Overflow`], so one client that stops reading costs its own memory only, up to the limit,
 //! and never delays anyone else.
 
@@ -18,7 +18,7 @@ use std::net::Shutdown;
 
 use socket2::Socket;
 
-use crate::flusher::Flusher;
+use crate::transport::{CloseReason, Framing};
 
 /// Identifies a connection for its whole life; never reused.
 pub type PeerId = u64;
@@ -36,12 +36,17 @@ const BACKLOG_CAPACITY: usize = 1100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
+/// Takes a peer whose queue went from empty to not empty, and sends its output later.
+pub trait Schedule: Send + Sync {
+    fn schedule(&self, peer: Arc<Peer>);
+}
+
 pub struct Peer {
     pub id: PeerId,
     pub addr: SocketAddr,
     socket: Socket,
     outbuf_limit: usize,
-    flusher: Arc<Flusher>,
+    flusher: Arc<dyn Schedule>,
     queue: Mutex<OutQueue>,
     /// Signalled by the flusher when the queue empties or the peer closes.
     drained: Condvar,
@@ -58,6 +63,9 @@ struct OutQueue {
     scheduled: bool,
     /// No more output is accepted or sent.
     closed: bool,
+    /// The close has been queued: what is queued is still sent, nothing more is accepted.
+    closing: bool,
+    framing: Framing,
 }
 
 #[derive(Default)]
@@ -82,7 +90,7 @@ impl Peer {
         socket: Socket,
         addr: SocketAddr,
         outbuf_limit: usize,
-        flusher: Arc<Flusher>,
+        flusher: Arc<dyn Schedule>,
     ) -> Self {
         Self {
             id,
@@ -101,40 +109,84 @@ impl Peer {
         &self.socket
     }
 
-    /// Queues bytes for this peer. Never blocks on the network.
+    /// Queues bytes as they are (an HTTP response, before any framing applies).
     pub fn send(self: &Arc<Self>, bytes: &[u8]) -> Result<(), Overflow> {
+        self.enqueue(bytes.len(), |_, out| out.extend_from_slice(bytes))
+    }
+
+    /// Queues one protocol line, given without its ending, in this peer's framing.
+    pub fn send_line(self: &Arc<Self>, line: &str) -> Result<(), Overflow> {
+        self.enqueue_framed(
+            |framing| framing.line_len(line.len()),
+            |framing, out| framing.push_line(line, out),
+        )
+    }
+
+    /// Queues the login prompt (no line ending over TCP; a message of its own over WebSocket).
+    pub fn send_prompt(self: &Arc<Self>, prompt: &str) -> Result<(), Overflow> {
+        self.enqueue_framed(
+            |_| prompt.len() + 14,
+            |framing, out| framing.push_prompt(prompt, out),
+        )
+    }
+
+    /// Queues the framing's close message (a WebSocket close frame); what is queued before it
+    /// is still sent, anything queued after it is ignored.
+    pub fn send_close(self: &Arc<Self>, reason: CloseReason) {
+        let _ = self.enqueue_framed(|_| 4, |framing, out| framing.push_close(reason, out));
+        self.queue.lock().closing = true;
+    }
+
+    /// From now on lines are written in `framing` (after a WebSocket upgrade).
+    pub fn set_framing(&self, framing: Framing) {
+        self.queue.lock().framing = framing;
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.queue.lock().framing
+    }
+
+    fn enqueue(
+        self: &Arc<Self>,
+        len: usize,
+        write: impl FnOnce(Framing, &mut Vec<u8>),
+    ) -> Result<(), Overflow> {
+        self.enqueue_framed(|_| len, write)
+    }
+
+    /// Queues what `write` appends (at most `len` bytes, given the framing). Never blocks on
+    /// the network.
+    fn enqueue_framed(
+        self: &Arc<Self>,
+        len: impl FnOnce(Framing) -> usize,
+        write: impl FnOnce(Framing, &mut Vec<u8>),
+    ) -> Result<(), Overflow> {
         let mut queue = self.queue.lock();
-        if queue.closed {
+        if queue.closed || queue.closing {
             return Ok(());
         }
+        let framing = queue.framing;
+        let len = len(framing);
         let unsent = queue.bytes.len() + self.in_flight.load(Ordering::Acquire);
-        if unsent + bytes.len() > self.outbuf_limit {
+        if unsent + len > self.outbuf_limit {
             queue.closed = true;
             queue.bytes = Vec::new();
             return Err(Overflow);
         }
-        let (len, capacity) = (queue.bytes.len(), queue.bytes.capacity());
+        let (used, capacity) = (queue.bytes.len(), queue.bytes.capacity());
         if capacity == 0 && !queue.scheduled {
-            queue.bytes.reserve_exact(bytes.len());
-        } else if capacity - len < bytes.len() {
-            let grown = (2 * capacity).max(len + bytes.len()).max(BACKLOG_CAPACITY);
-            queue.bytes.reserve_exact(grown - len);
+            queue.bytes.reserve_exact(len);
+        } else if capacity - used < len {
+            let grown = (2 * capacity).max(used + len).max(BACKLOG_CAPACITY);
+            queue.bytes.reserve_exact(grown - used);
         }
-        queue.bytes.extend_from_slice(bytes);
+        write(framing, &mut queue.bytes);
         if !queue.scheduled {
             queue.scheduled = true;
             drop(queue);
             self.flusher.schedule(Arc::clone(self));
         }
         Ok(())
-    }
-
-    /// Queues one protocol line, adding the CRLF ending.
-    pub fn send_line(self: &Arc<Self>, line: &str) -> Result<(), Overflow> {
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-        self.send(&bytes)
     }
 
     /// Stops all output: what is queued is dropped and later sends are ignored.
@@ -160,6 +212,24 @@ impl Peer {
     /// Ends the connection in both directions, waking a reader blocked on the socket.
     pub fn disconnect(&self) {
         self.close_output();
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    /// Drops the connection at once (too slow): what is queued is discarded. Where the framing
+    /// has a close message and no frame is half sent, the close is tried once without waiting.
+    pub fn abort(&self, reason: CloseReason) {
+        let framing = self.framing();
+        self.close_output();
+        if framing != Framing::Lines {
+            if let Some(mut sending) = self.sending.try_lock() {
+                if sending.sent == 0 || sending.sent == sending.bytes.len() {
+                    sending.sent = sending.bytes.len();
+                    let mut close = Vec::new();
+                    framing.push_close(reason, &mut close);
+                    let _ = send_nonblocking(&self.socket, &close);
+                }
+            }
+        }
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 

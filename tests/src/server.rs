@@ -20,7 +20,9 @@ pub struct Server {
     addr: SocketAddr,
     exited: Option<ExitStatus>,
     stderr_path: PathBuf,
-    /// Reads whatever the server writes to stdout after the `listening on` line.
+    /// The web port, from the `web on HOST:PORT` line (none with `--no-web`).
+    web_addr: Option<SocketAddr>,
+    /// Reads whatever the server writes to stdout after its ready lines.
     stdout_rest: Option<JoinHandle<Vec<u8>>>,
 }
 
@@ -32,8 +34,9 @@ fn new_log_path(tag: &str) -> PathBuf {
 
 impl Server {
     /// Starts `chat-server --host 127.0.0.1 --port 0 EXTRA...` and waits for its
-    /// `listening on HOST:PORT` line.
+    /// `listening on HOST:PORT` line, and its `web on HOST:PORT` line unless `--no-web`.
     pub fn start(extra_args: &[&str]) -> Server {
+        let web = !extra_args.contains(&"--no-web");
         let stderr_path = new_log_path("server");
         let stderr = File::create(&stderr_path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", stderr_path.display()));
@@ -47,12 +50,14 @@ impl Server {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", server_binary().display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
-        let stdout_rest = std::thread::spawn(move || read_stdout(stdout, tx));
+        let ready_lines = 1 + usize::from(web);
+        let stdout_rest = std::thread::spawn(move || read_stdout(stdout, ready_lines, tx));
         let first = rx.recv_timeout(T);
         let mut server = Server {
             child,
             // Replaced below once the line is parsed.
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            web_addr: None,
             exited: None,
             stderr_path,
             stdout_rest: Some(stdout_rest),
@@ -75,6 +80,9 @@ impl Server {
         match addr {
             Some(addr) if addr.ip().to_string() == "127.0.0.1" && addr.port() != 0 => {
                 server.addr = addr;
+                if web {
+                    server.web_addr = Some(server.read_ready_line(&rx, "web on "));
+                }
                 server
             }
             _ => panic!(
@@ -87,6 +95,29 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The web port's address; panics if the server was started with `--no-web`.
+    pub fn web_addr(&self) -> SocketAddr {
+        self.web_addr.expect("the server was started with --no-web")
+    }
+
+    /// Reads the next ready line, `PREFIX127.0.0.1:PORT`, with a real port.
+    fn read_ready_line(&mut self, lines: &mpsc::Receiver<String>, prefix: &str) -> SocketAddr {
+        let line = lines.recv_timeout(T);
+        let addr = line
+            .as_deref()
+            .ok()
+            .and_then(|l| l.strip_suffix('\n'))
+            .and_then(|l| l.strip_prefix(prefix))
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        match addr {
+            Some(addr) if addr.ip().to_string() == "127.0.0.1" && addr.port() != 0 => addr,
+            _ => panic!(
+                "chat-server: expected a `{prefix}127.0.0.1:PORT` line, got {line:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -133,7 +164,7 @@ impl Server {
         }
     }
 
-    /// Everything written to stdout after the `listening on` line; only once it has exited.
+    /// Everything written to stdout after the ready lines; only once it has exited.
     pub fn stdout_after_listening(&mut self) -> Vec<u8> {
         assert!(self.exited.is_some(), "stdout_after_listening before exit");
         self.stdout_rest
@@ -216,13 +247,16 @@ impl Server {
     }
 }
 
-fn read_stdout(stdout: ChildStdout, first: mpsc::Sender<String>) -> Vec<u8> {
+/// Sends the first `ready_lines` lines to `start()`, then collects the rest.
+fn read_stdout(stdout: ChildStdout, ready_lines: usize, ready: mpsc::Sender<String>) -> Vec<u8> {
     let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() || line.is_empty() {
-        return Vec::new(); // dropping `first` tells start() there was no line
+    for _ in 0..ready_lines {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() || line.is_empty() {
+            return Vec::new(); // dropping `ready` tells start() there was no line
+        }
+        let _ = ready.send(line);
     }
-    let _ = first.send(line);
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest);
     rest

@@ -8,6 +8,7 @@
 //! its room with `* NAME left (too slow)` (which may evict others in turn), and its socket is shut
 //! down after the lock is released.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chat_common::{key, wire, NameError};
@@ -20,7 +21,9 @@ mod listing;
 mod state;
 
 use listing::{list_lines, plural};
-use state::{deliver, Room, Session, State};
+use state::{bump, Room, Session, State};
+
+use crate::transport::CloseReason;
 
 pub const LOBBY: &str = "lobby";
 
@@ -51,6 +54,7 @@ pub enum AdmitError {
 
 pub struct Registry {
     max_clients: usize,
+    next_id: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -69,6 +73,7 @@ impl Registry {
         );
         Self {
             max_clients,
+            next_id: AtomicU64::new(1),
             state: Mutex::new(state),
         }
     }
@@ -84,9 +89,14 @@ impl Registry {
         };
         for peer in evicted {
             tracing::info!(peer = peer.id, addr = %peer.addr, "dropped: too slow");
-            peer.disconnect();
+            peer.abort(CloseReason::Policy);
         }
         result
+    }
+
+    /// A new connection's id: unique across every port, never reused.
+    pub fn next_peer_id(&self) -> PeerId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn admit(&self, peer: &Arc<Peer>) -> Result<(), AdmitError> {
@@ -98,6 +108,7 @@ impl Registry {
             return Err(AdmitError::Full);
         }
         state.connections.insert(peer.id, Arc::clone(peer));
+        bump(&state.stats.connections_total, 1);
         Ok(())
     }
 
@@ -109,12 +120,21 @@ impl Registry {
     /// Logs a connection in under `name` in the lobby. The welcome line goes to the user and
     /// `* NAME joined` to the lobby, in one step, so nothing said in the room can come between.
     pub fn login(&self, peer: &Arc<Peer>, raw_name: &str) -> Result<String, LoginError> {
-        let name = chat_common::validate_name(raw_name).map_err(LoginError::Invalid)?;
+        let valid = chat_common::validate_name(raw_name).map_err(LoginError::Invalid);
         self.with_state(|state, evicted| {
+            let name = match valid {
+                Ok(name) => name,
+                Err(refusal) => {
+                    bump(&state.stats.logins_refused, 1);
+                    return Err(refusal);
+                }
+            };
             let name_key = key(name);
             if state.names.contains_key(&name_key) {
+                bump(&state.stats.logins_refused, 1);
                 return Err(LoginError::Taken(name.to_owned()));
             }
+            bump(&state.stats.logins, 1);
             state.names.insert(name_key, peer.id);
             state.sessions.insert(
                 peer.id,
@@ -129,7 +149,7 @@ impl Registry {
                 others + 1,
                 plural(others + 1, "user", "users"),
             ));
-            deliver(peer, &welcome, evicted);
+            state.deliver(peer, &welcome, evicted);
             state.broadcast(
                 LOBBY,
                 &wire::notice(&format!("{name} joined")),
@@ -152,6 +172,7 @@ impl Registry {
             if let Some(session) = state.sessions.get(&id) {
                 let line = wire::message(&session.name, text);
                 let room = session.room.clone();
+                bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, Some(id), evicted);
             }
         });
@@ -163,6 +184,7 @@ impl Registry {
             if let Some(session) = state.sessions.get(&id) {
                 let line = wire::notice(&format!("{} {action}", session.name));
                 let room = session.room.clone();
+                bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, None, evicted);
             }
         });
@@ -183,8 +205,9 @@ impl Registry {
             ) else {
                 return false;
             };
-            deliver(target, &wire::private_received(&sender.name, text), evicted);
-            deliver(
+            bump(&state.stats.messages_relayed, 1);
+            state.deliver(target, &wire::private_received(&sender.name, text), evicted);
+            state.deliver(
                 from,
                 &wire::private_sent(&target_session.name, text),
                 evicted,
@@ -262,7 +285,7 @@ impl Registry {
                 plural(names.len(), "user", "users")
             );
             for line in list_lines(&head, &names) {
-                deliver(peer, &line, evicted);
+                state.deliver(peer, &line, evicted);
             }
             Ok(())
         })
@@ -282,7 +305,7 @@ impl Registry {
                 state.room_display(&session.room)
             );
             for line in list_lines(&head, &names) {
-                deliver(peer, &line, evicted);
+                state.deliver(peer, &line, evicted);
             }
         });
     }
@@ -306,7 +329,7 @@ impl Registry {
                 plural(entries.len(), "room", "rooms")
             );
             for line in list_lines(&head, &entries) {
-                deliver(peer, &line, evicted);
+                state.deliver(peer, &line, evicted);
             }
         });
     }
@@ -324,7 +347,7 @@ impl Registry {
                 return None;
             }
             if let Some(farewell) = farewell {
-                deliver(peer, farewell, evicted);
+                state.deliver(peer, farewell, evicted);
             }
             state.depart(peer.id, reason, evicted)
         })
@@ -345,7 +368,38 @@ impl Registry {
         drop(state);
         for peer in &peers {
             let _ = peer.send_line(line);
+            peer.send_close(CloseReason::GoingAway);
         }
         peers
     }
+
+    /// Gauges and counters for `/metrics`.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state.lock();
+        Snapshot {
+            users: state.sessions.len() as u64,
+            connections: state.connections.len() as u64,
+            rooms: state.rooms.len() as u64,
+            messages_relayed: state.stats.messages_relayed.get(),
+            lines_delivered: state.stats.lines_delivered.get(),
+            dropped_slow: state.stats.dropped_slow.get(),
+            logins: state.stats.logins.get(),
+            logins_refused: state.stats.logins_refused.get(),
+            connections_total: state.stats.connections_total.get(),
+        }
+    }
+}
+
+/// What `/metrics` reports.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub users: u64,
+    pub connections: u64,
+    pub rooms: u64,
+    pub messages_relayed: u64,
+    pub lines_delivered: u64,
+    pub dropped_slow: u64,
+    pub logins: u64,
+    pub logins_refused: u64,
+    pub connections_total: u64,
 }

@@ -1,6 +1,7 @@
 //! The registry's state and the operations on it that run under its lock: rooms, sessions,
 //! fan-out to a room, and settling evictions.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,6 +30,22 @@ pub(super) struct State {
     /// Room key -> room.
     pub(super) rooms: HashMap<String, Room>,
     pub(super) shutting_down: bool,
+    pub(super) stats: Stats,
+}
+
+/// Counters for `/metrics`, kept under the registry lock (cells, so counting needs no `&mut`).
+#[derive(Default)]
+pub(super) struct Stats {
+    pub(super) messages_relayed: Cell<u64>,
+    pub(super) lines_delivered: Cell<u64>,
+    pub(super) dropped_slow: Cell<u64>,
+    pub(super) logins: Cell<u64>,
+    pub(super) logins_refused: Cell<u64>,
+    pub(super) connections_total: Cell<u64>,
+}
+
+pub(super) fn bump(counter: &Cell<u64>, by: u64) {
+    counter.set(counter.get() + by);
 }
 
 impl State {
@@ -84,14 +101,19 @@ impl State {
         let Some(room) = self.rooms.get(room_key) else {
             return;
         };
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.extend_from_slice(wire::LINE_END.as_bytes());
+        let mut delivered = 0;
         for (&id, peer) in &room.members {
-            if Some(id) != except && peer.send(&bytes).is_err() {
+            if Some(id) == except {
+                continue;
+            }
+            delivered += 1;
+            // Each peer frames the line itself (CRLF or a WebSocket message) straight into its
+            // queue: a copy per recipient, no allocation.
+            if peer.send_line(line).is_err() {
                 evicted.push(Arc::clone(peer));
             }
         }
+        bump(&self.stats.lines_delivered, delivered);
     }
 
     /// Logs a user out and tells its room `* NAME left`, with the reason in brackets.
@@ -123,10 +145,19 @@ impl State {
         // A peer can overflow twice (say, once per broadcast); disconnect it once.
         evicted.sort_unstable_by_key(|peer| peer.id);
         evicted.dedup_by_key(|peer| peer.id);
+        bump(&self.stats.dropped_slow, evicted.len() as u64);
     }
 }
 
-pub(super) fn deliver(peer: &Arc<Peer>, line: &str, evicted: &mut Evicted) {
+impl State {
+    /// Queues one line to one peer.
+    pub(super) fn deliver(&self, peer: &Arc<Peer>, line: &str, evicted: &mut Evicted) {
+        bump(&self.stats.lines_delivered, 1);
+        deliver(peer, line, evicted);
+    }
+}
+
+fn deliver(peer: &Arc<Peer>, line: &str, evicted: &mut Evicted) {
     if peer.send_line(line).is_err() {
         evicted.push(Arc::clone(peer));
     }

@@ -1,0 +1,163 @@
+//! Listening sockets and the accept loop every port shares: admit (or refuse) a connection and
+//! give it a reader thread with a small stack.
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_common::wire;
+use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
+
+use crate::peer::Peer;
+use crate::registry::AdmitError;
+use crate::shared::Shared;
+
+/// Reader threads only parse lines and queue output; this is ample and keeps 10,000 of them
+/// cheap (only the pages a thread touches count against memory).
+const READER_STACK: usize = 128 * 1024;
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Which port a connection came in on; it decides how the connection is served and refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The line protocol over raw TCP.
+    Line,
+    /// HTTP: the page, `/metrics`, WebSocket.
+    Web,
+}
+
+impl Port {
+    fn name(self) -> &'static str {
+        match self {
+            Port::Line => "tcp",
+            Port::Web => "web",
+        }
+    }
+}
+
+pub fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --host {host}"))?
+        .next()
+        .with_context(|| format!("--host {host} has no address"))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .context("cannot create a socket")?;
+    socket
+        .set_reuse_address(true)
+        .context("cannot set SO_REUSEADDR")?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .listen(LISTEN_BACKLOG)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(socket.into())
+}
+
+/// Accepts connections for ever; each gets its own thread running `port`'s handler.
+pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
+    // Held so that, out of descriptors, a connection can still be accepted and told so.
+    let mut reserve = File::open("/dev/null").ok();
+    loop {
+        let (stream, addr) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && reserve.is_some() => {
+                drop(reserve.take());
+                if let Ok((stream, addr)) = listener.accept() {
+                    tracing::warn!(%addr, via = port.name(), "refused: out of file descriptors");
+                    refuse(&Socket::from(stream), port, "server full");
+                }
+                reserve = File::open("/dev/null").ok();
+                continue;
+            }
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning on the error.
+                tracing::warn!(error = %e, "accept failed");
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                continue;
+            }
+        };
+        let id = shared.registry.next_peer_id();
+        let socket = Socket::from(stream);
+        if let Err(e) = configure(&socket, shared.config.keepalive_secs) {
+            tracing::debug!(%addr, error = %e, "cannot configure a new connection");
+        }
+        let peer = Arc::new(Peer::new(
+            id,
+            socket,
+            addr,
+            shared.config.outbuf_limit as usize,
+            shared.flushers.for_peer(id),
+        ));
+        match shared.registry.admit(&peer) {
+            Ok(()) => {}
+            Err(AdmitError::Full) => {
+                tracing::warn!(%addr, via = port.name(), "refused: server full");
+                refuse(peer.socket(), port, "server full");
+                continue;
+            }
+            Err(AdmitError::ShuttingDown) => {
+                refuse(peer.socket(), port, "server shutting down");
+                continue;
+            }
+        }
+        tracing::info!(peer = id, %addr, via = port.name(), "connected");
+        let for_thread = Arc::clone(shared);
+        let for_peer = Arc::clone(&peer);
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .stack_size(READER_STACK)
+            .spawn(move || match port {
+                Port::Line => crate::transport::tcp::serve(for_thread, for_peer),
+                Port::Web => crate::web::serve(for_thread, for_peer),
+            });
+        if let Err(e) = spawned {
+            tracing::error!(%addr, error = %e, "cannot start a connection thread");
+            shared.registry.remove_connection(peer.id);
+            refuse(peer.socket(), port, "server full");
+        }
+    }
+}
+
+/// TCP_NODELAY, because output is already batched per client and a second small write must not
+/// wait for a delayed ACK; keepalive, so a peer that vanished without a FIN is noticed.
+fn configure(socket: &Socket, keepalive_secs: u64) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    let idle = Duration::from_secs(keepalive_secs);
+    let keepalive = TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(Duration::from_secs(keepalive_secs.clamp(1, 10)))
+        .with_retries(5);
+    socket.set_tcp_keepalive(&keepalive)?;
+    // Unacknowledged output (a peer gone mid-send) gives up after the same total time.
+    socket.set_tcp_user_timeout(Some(
+        idle + Duration::from_secs(keepalive_secs.clamp(1, 10) * 5),
+    ))
+}
+
+/// Tells a connection why it cannot stay, without waiting on it, and closes it: a `! ` line on
+/// the line port, a `503` carrying the same line on the web port.
+fn refuse(socket: &Socket, port: Port, reason: &str) {
+    let line = format!("{}{}", wire::error(reason), wire::LINE_END);
+    let bytes = match port {
+        Port::Line => line.into_bytes(),
+        Port::Web => format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{line}",
+            line.len()
+        )
+        .into_bytes(),
+    };
+    let _ = socket.send_with_flags(&bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+}

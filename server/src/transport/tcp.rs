@@ -1,0 +1,91 @@
+//! The line port: raw TCP, where `nc`, `telnet` and chat-client connect.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_common::{Frame, LineFramer};
+
+use super::socket::{recv_nonblocking, wait_readable_until};
+use crate::connection::{self, Cleanup, End, LineSource, Status};
+use crate::peer::Peer;
+use crate::shared::Shared;
+
+/// Too big for the allocator's per-thread cache, so an idle thread keeps none of it.
+const READ_BUFFER: usize = 4096;
+
+/// Serves a connection on the line port.
+pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let _cleanup = Cleanup {
+        shared: &shared,
+        peer: &peer,
+    };
+    let login_deadline = Instant::now() + shared.config.login_timeout();
+    let mut source = TcpLines {
+        peer: Arc::clone(&peer),
+        framer: LineFramer::new(shared.config.max_line as usize),
+        partial_flush: shared.config.partial_flush(),
+        partial_since: None,
+    };
+    connection::serve(&shared, &peer, &mut source, login_deadline);
+}
+
+/// Lines from a raw byte stream, with any of the line endings PROTOCOL.md section 1 allows, and
+/// an unterminated line taken as a line after `--partial-flush-ms` of silence.
+struct TcpLines {
+    peer: Arc<Peer>,
+    framer: LineFramer,
+    partial_flush: Option<Duration>,
+    /// When the unterminated bytes now in the framer last grew.
+    partial_since: Option<Instant>,
+}
+
+impl LineSource for TcpLines {
+    fn read(&mut self, deadline: Option<Instant>, frames: &mut Vec<Frame>) -> Status {
+        let socket = self.peer.socket();
+        match wait_readable_until(socket, deadline) {
+            Ok(true) => {}
+            Ok(false) => return Status::Open,
+            Err(e) => return Status::Closed(End::Broken(e)),
+        }
+        // The buffer exists only while there is input, so an idle connection holds none.
+        let mut buf = vec![0u8; READ_BUFFER];
+        match recv_nonblocking(socket, &mut buf) {
+            Ok(0) => {
+                // The client closed its side: what it sent last still counts.
+                frames.extend(self.framer.take_partial());
+                Status::Closed(End::Eof)
+            }
+            Ok(n) => {
+                self.framer.feed(&buf[..n], frames);
+                self.partial_since = self.framer.has_partial().then(Instant::now);
+                Status::Open
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Status::Open
+            }
+            Err(e) => Status::Closed(End::Broken(e)),
+        }
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.partial_since
+            .zip(self.partial_flush)
+            .map(|(since, wait)| since + wait)
+    }
+
+    fn on_due(&mut self, _now: Instant, frames: &mut Vec<Frame>) -> Status {
+        self.partial_since = None;
+        frames.extend(self.framer.take_partial());
+        Status::Open
+    }
+
+    fn max_line(&self) -> usize {
+        self.framer.max_line()
+    }
+}

@@ -1,0 +1,174 @@
+//! The web port (PROTOCOL.md section 9): the chat page, `/metrics`, and WebSocket upgrades that
+//! turn the connection into a chat user like any other.
+//!
+//! Each connection has its reader thread, as on the line port. The thread reads one request
+//! head; a plain request gets one response and the connection closes; an upgrade switches the
+//! peer's framing to WebSocket and the thread goes on as a chat connection, with the login
+//! deadline still counted from connect.
+
+mod http;
+mod metrics;
+mod page;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tungstenite::handshake::derive_accept_key;
+
+use crate::connection::{self, Cleanup};
+use crate::peer::Peer;
+use crate::shared::Shared;
+use crate::transport::socket::linger;
+use crate::transport::ws::WsLines;
+use crate::transport::Framing;
+use http::{HeadError, Request, Response};
+
+/// Serves a connection on the web port.
+pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let _cleanup = Cleanup {
+        shared: &shared,
+        peer: &peer,
+    };
+    let login_deadline = Instant::now() + shared.config.login_timeout();
+    let request = match http::read_head(peer.socket(), login_deadline) {
+        Ok(request) => request,
+        Err(HeadError::TooLarge) => {
+            return respond(&peer, Response::text(431, "request head too large"))
+        }
+        Err(HeadError::Malformed) => return respond(&peer, Response::text(400, "bad request")),
+        Err(HeadError::Gone) => return,
+    };
+    match route(&shared, &request) {
+        Route::Respond(response) => {
+            tracing::debug!(peer = peer.id, addr = %peer.addr, method = %request.method, path = %request.path, status = response.status(), "http");
+            respond(&peer, response);
+        }
+        Route::Upgrade { accept_key } => {
+            let _ = peer.send(&http::switching_protocols(&accept_key));
+            peer.set_framing(Framing::WebSocket);
+            let mut source = WsLines::new(
+                Arc::clone(&peer),
+                shared.config.max_line as usize,
+                shared.config.keepalive(),
+                request.rest,
+            );
+            connection::serve(&shared, &peer, &mut source, login_deadline);
+        }
+    }
+}
+
+enum Route {
+    Respond(Response),
+    Upgrade { accept_key: String },
+}
+
+fn route(shared: &Shared, request: &Request) -> Route {
+    let method = request.method.as_str();
+    if method != "GET" && method != "HEAD" {
+        return Route::Respond(
+            Response::text(405, "method not allowed").header("Allow", "GET, HEAD"),
+        );
+    }
+    let head = method == "HEAD";
+    let wants_upgrade = request.header_has("upgrade", "websocket");
+    match request.path.as_str() {
+        "/" | "/ws" if wants_upgrade => upgrade(shared, request),
+        "/" => Route::Respond(
+            Response::new(200, "text/html; charset=utf-8", page::PAGE)
+                .header("Content-Security-Policy", page::content_security_policy())
+                .header("X-Content-Type-Options", "nosniff")
+                .header("Referrer-Policy", "no-referrer")
+                .header("Cache-Control", "no-cache")
+                .head_only(head),
+        ),
+        "/ws" => Route::Respond(
+            Response::text(426, "this address takes WebSocket connections")
+                .header("Upgrade", "websocket"),
+        ),
+        "/metrics" if !shared.config.no_metrics => {
+            let body = metrics::render(&shared.registry.snapshot());
+            Route::Respond(Response::new(200, metrics::CONTENT_TYPE, body).head_only(head))
+        }
+        _ => Route::Respond(Response::text(404, "not found")),
+    }
+}
+
+fn upgrade(shared: &Shared, request: &Request) -> Route {
+    if let Some(origin) = request.header("origin") {
+        if !origin_allowed(origin, request.header("host"), &shared.config.web_origin) {
+            return Route::Respond(Response::text(403, "origin not allowed"));
+        }
+    }
+    let key = request.header("sec-websocket-key");
+    let version_ok = request.header("sec-websocket-version") == Some("13");
+    match key {
+        Some(key)
+            if version_ok
+                && request.method == "GET"
+                && request.header_has("connection", "upgrade") =>
+        {
+            Route::Upgrade {
+                accept_key: derive_accept_key(key.as_bytes()),
+            }
+        }
+        _ => Route::Respond(
+            Response::text(400, "not a WebSocket upgrade (RFC 6455, version 13)")
+                .header("Sec-WebSocket-Version", "13"),
+        ),
+    }
+}
+
+/// A browser's `Origin` is allowed when it is the page's own (scheme, host and port of the
+/// request's `Host`) or one of `--web-origin` (`*`: any).
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    host.is_some_and(|host| origin.eq_ignore_ascii_case(&format!("http://{host}")))
+}
+
+/// Sends one response, then closes as the line port does.
+fn respond(peer: &Arc<Peer>, response: Response) {
+    let _ = peer.send(&response.to_bytes());
+    peer.wait_drained(Instant::now() + connection::DRAIN_ON_CLOSE);
+    linger(peer.socket());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins() {
+        let none: Vec<String> = Vec::new();
+        assert!(origin_allowed(
+            "http://127.0.0.1:9010",
+            Some("127.0.0.1:9010"),
+            &none
+        ));
+        assert!(origin_allowed(
+            "HTTP://Chat.Example:9010",
+            Some("chat.example:9010"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            "http://evil.example",
+            Some("127.0.0.1:9010"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            "http://127.0.0.1:9011",
+            Some("127.0.0.1:9010"),
+            &none
+        ));
+        assert!(!origin_allowed("null", Some("127.0.0.1:9010"), &none));
+        assert!(!origin_allowed("http://127.0.0.1:9010", None, &none));
+        let listed = vec!["https://chat.example".to_owned()];
+        assert!(origin_allowed("https://chat.example", Some("x"), &listed));
+        assert!(origin_allowed("anything", None, &["*".to_owned()]));
+    }
+}
