@@ -14,6 +14,7 @@ mod client;
 pub mod client_harness;
 mod server;
 mod text;
+pub mod web;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub use binary::{binary, server_binary};
 pub use client::{is_word_prefix, Client, End};
 pub use server::Server;
 pub use text::{parse_rooms, parse_who, show, Who};
+pub use web::{http_raw, http_request, HttpResponse, WsClient, WsEnd};
 
 /// The default deadline for anything the server should do "at once". Generous on purpose:
 /// tests run in parallel on a loaded 2-core machine.
