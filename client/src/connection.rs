@@ -17,6 +17,7 @@ use chat_common::sanitize;
 use chat_common::wire::{ServerLine, PROMPT};
 
 use crate::decode::{Incoming, LineDecoder};
+use crate::roster::Change;
 use crate::session::{Closed, Event, Session};
 use crate::style::Style;
 
@@ -112,6 +113,8 @@ pub struct Reader {
     pub style: Style,
     pub session: Arc<Session>,
     pub events: Sender<Event>,
+    /// Ring the terminal bell when someone mentions the user.
+    pub bell: bool,
     /// Called last, once the close is known: interactive mode uses it to wake the editor.
     pub on_close: Box<dyn FnOnce() + Send>,
 }
@@ -171,14 +174,40 @@ impl Reader {
             Incoming::Prompt => self.prompt(PROMPT.to_owned()),
             Incoming::Line(raw) => {
                 let line = sanitize(&raw);
-                let login = match ServerLine::parse(&line) {
+                let parsed = ServerLine::parse(&line);
+                let logged_in_as = match parsed {
                     ServerLine::Notice(text) => self.session.login().on_notice(text),
                     _ => None,
                 };
+                let (rendered, event) = {
+                    let mut roster = self.session.roster();
+                    if let Some(name) = &logged_in_as {
+                        roster.set_me(name);
+                    }
+                    let event = match parsed {
+                        ServerLine::Notice(text) => {
+                            (roster.observe(text) == Change::Room).then_some(Event::RoomChanged)
+                        }
+                        ServerLine::Message { from, .. } => {
+                            roster.saw_speaker(from);
+                            None
+                        }
+                        ServerLine::Error(_) if self.session.logged_in() => Some(Event::Refused),
+                        _ => None,
+                    };
+                    (self.style.render_for(&line, roster.me()), event)
+                };
+                let mut text = rendered.text;
+                if rendered.mentions_me && self.bell {
+                    text.push('\x07');
+                }
                 // Print first, so the welcome is on screen before the prompt changes.
-                self.output.print(self.style.render(&line));
-                if login.is_some() {
+                self.output.print(text);
+                if logged_in_as.is_some() {
                     let _ = self.events.send(Event::LoggedIn);
+                }
+                if let Some(event) = event {
+                    let _ = self.events.send(event);
                 }
             }
         }

@@ -1,20 +1,28 @@
 //! Interactive mode: a person at a terminal.
 //!
-//! The main thread runs rustyline (editing, history on the arrow keys) and the reader thread
-//! prints server lines through rustyline's `ExternalPrinter`, which clears the line being typed,
-//! prints the message, and draws the prompt and the half-typed text again below it. Nothing
-//! else writes to the terminal while an edit is in progress, so typing is never garbled.
+//! The main thread runs rustyline (editing, history on the arrow keys, Tab completion) and the
+//! reader thread prints server lines through rustyline's `ExternalPrinter`, which clears the
+//! line being typed, prints the message, and draws the prompt and the half-typed text again
+//! below it. Nothing else writes to the terminal while an edit is in progress, so typing is
+//! never garbled.
+//!
+//! Lines that reach the terminal in one read (fast typing, a paste without bracketed paste) are
+//! all kept: rustyline drops what it read past the first Enter unless its `buffer-redux`
+//! feature hands it to the next `readline`, and the workspace turns that feature on.
 //!
 //! Two threads, one of them stuck in `readline`, raise one hard question: how does a closed
 //! connection end the program while the terminal is in raw mode? The reader raises SIGINT;
 //! while rustyline edits it has its own SIGINT handler and returns `Interrupted`, restoring the
 //! terminal on the way out. Outside an edit our own handler (signal-hook) just sets a flag, so
 //! the signal never kills the process, and the raise is repeated until the main thread, which
-//! checks the flag and the closed state before each edit, has seen it.
+//! checks the flag and the closed state before each edit, has seen it. The Ctrl-C key is not a
+//! signal in raw mode: a binding clears a half-typed line and interrupts only an empty one.
 //!
 //! Login: until the server accepts a name, the readline prompt is the server's own prompt
-//! (`Username: `), so the user types on it as with `nc`; afterwards it is [`CHAT_PROMPT`].
+//! (`Username: `), so the user types on it as with `nc`; afterwards it is `#ROOM> `, the room
+//! taken from the server's replies ([`crate::roster`]).
 
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -22,17 +30,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor};
 use signal_hook::consts::SIGINT;
 
+use crate::complete::ChatHelper;
 use crate::connection::{Connection, Output, Reader};
+use crate::editor::{ChatEditor, Terminal};
+use crate::history::{self, HistoryFile};
 use crate::session::{is_quit, Closed, Event, Session};
 use crate::style::Style;
-
-/// The prompt once logged in.
-pub const CHAT_PROMPT: &str = "> ";
 
 /// How often waits look at the Ctrl-C flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -40,39 +46,37 @@ const POLL: Duration = Duration::from_millis(50);
 const FIRST_PROMPT_WAIT: Duration = Duration::from_secs(5);
 /// Time for the server to answer a name.
 const LOGIN_REPLY_WAIT: Duration = Duration::from_secs(10);
+/// Time for the server to answer `/join`, so the next prompt shows the new room.
+const JOIN_REPLY_WAIT: Duration = Duration::from_secs(1);
 /// Time for the server to close after `/quit`.
 const QUIT_WAIT: Duration = Duration::from_secs(3);
 
-/// The terminal, ready for editing: made before connecting so that a terminal rustyline cannot
-/// drive (say `TERM=dumb`) falls back to piped mode.
-pub struct Terminal {
-    editor: DefaultEditor,
-    printer: Box<dyn rustyline::ExternalPrinter + Send>,
-}
-
-impl Terminal {
-    pub fn open() -> anyhow::Result<Self> {
-        let config = Config::builder()
-            .max_history_size(1000)
-            .context("history size")?
-            .auto_add_history(false)
-            .build();
-        let mut editor = DefaultEditor::with_config(config)?;
-        let printer = Box::new(editor.create_external_printer()?);
-        Ok(Self { editor, printer })
-    }
+/// What the user asked for on the command line, beyond where to connect.
+pub struct Options {
+    pub name: Option<String>,
+    pub bell: bool,
+    pub history_file: bool,
 }
 
 /// Runs the session; returns the exit status.
 pub fn run(
-    terminal: Terminal,
+    mut terminal: Terminal,
     stream: TcpStream,
-    name: Option<String>,
+    options: Options,
     style: Style,
 ) -> anyhow::Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
     let session = Arc::new(Session::default());
+    let line_empty = Arc::new(AtomicBool::new(true));
+    terminal.editor.set_helper(Some(ChatHelper::new(
+        Arc::clone(&session),
+        Arc::clone(&line_empty),
+    )));
+    let history = match history::default_path() {
+        Some(path) if options.history_file => HistoryFile::open(path, &mut terminal.editor),
+        _ => HistoryFile::disabled(),
+    };
     let (events_tx, events) = mpsc::channel();
     Reader {
         stream: stream.try_clone()?,
@@ -80,17 +84,21 @@ pub fn run(
         style,
         session: Arc::clone(&session),
         events: events_tx,
+        bell: options.bell,
         on_close: Box::new(wake_editor),
     }
     .spawn()?;
     let mut client = Interactive {
         editor: terminal.editor,
+        history,
         conn: Connection::new(stream),
         session,
         events,
         interrupted,
+        line_empty,
+        closed: None,
     };
-    match client.login(name)? {
+    match client.login(options.name)? {
         Some(code) => Ok(code),
         None => client.chat(),
     }
@@ -116,11 +124,16 @@ enum Wait {
 }
 
 struct Interactive {
-    editor: DefaultEditor,
+    editor: ChatEditor,
+    history: HistoryFile,
     conn: Connection,
     session: Arc<Session>,
     events: Receiver<Event>,
     interrupted: Arc<AtomicBool>,
+    /// The line being edited is empty (kept by the helper on every redraw).
+    line_empty: Arc<AtomicBool>,
+    /// The close, when a wait other than [`Interactive::finish_closed`] received it.
+    closed: Option<Closed>,
 }
 
 impl Interactive {
@@ -128,7 +141,7 @@ impl Interactive {
     fn login(&mut self, mut auto_name: Option<String>) -> anyhow::Result<Option<u8>> {
         let mut prompt = match self.wait(FIRST_PROMPT_WAIT) {
             Wait::Prompt(prompt) => prompt,
-            Wait::LoggedIn => return Ok(None),
+            Wait::LoggedIn => return Ok(self.logged_in()),
             Wait::TimedOut => {
                 self.session.login().assume();
                 return Ok(None);
@@ -142,6 +155,9 @@ impl Interactive {
                 None => match self.editor.readline(&prompt) {
                     Ok(line) => line,
                     Err(ReadlineError::Interrupted) if self.session.is_closed() => {
+                        if self.line_empty.load(Ordering::SeqCst) {
+                            erase_empty_prompt();
+                        }
                         return Ok(Some(self.finish_closed()));
                     }
                     Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
@@ -159,7 +175,7 @@ impl Interactive {
             }
             match self.wait(LOGIN_REPLY_WAIT) {
                 Wait::Prompt(again) => prompt = again,
-                Wait::LoggedIn => return Ok(None),
+                Wait::LoggedIn => return Ok(self.logged_in()),
                 Wait::TimedOut => {
                     // An answer this client does not know: let the user carry on.
                     self.session.login().assume();
@@ -171,6 +187,14 @@ impl Interactive {
         }
     }
 
+    /// Just logged in: asks who is in the room. The welcome gives only a count, and the names
+    /// are what Tab completes; the user sees the answer, as IRC clients show who is there.
+    fn logged_in(&mut self) -> Option<u8> {
+        // A failed send shows up as the close, on the next read.
+        let _ = self.conn.send("/who");
+        None
+    }
+
     /// Reads and sends lines until the user quits or the server goes away.
     fn chat(&mut self) -> anyhow::Result<u8> {
         loop {
@@ -180,26 +204,66 @@ impl Interactive {
             if self.interrupted.swap(false, Ordering::SeqCst) {
                 return Ok(self.quit("/quit"));
             }
-            match self.editor.readline(CHAT_PROMPT) {
+            let prompt = self.session.roster().prompt();
+            match self.editor.readline(&prompt) {
                 Ok(line) => {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let _ = self.editor.add_history_entry(line.as_str());
+                    if self
+                        .editor
+                        .add_history_entry(line.as_str())
+                        .unwrap_or(false)
+                    {
+                        self.history.save(&mut self.editor);
+                    }
                     if is_quit(&line) {
                         return Ok(self.quit(&line));
+                    }
+                    let joining = is_join(&line);
+                    if joining {
+                        self.forget_stale_replies();
                     }
                     if self.conn.send(&line).is_err() {
                         return Ok(self.finish_closed());
                     }
+                    if joining {
+                        self.await_join_reply();
+                    }
                 }
                 Err(ReadlineError::Interrupted) if self.session.is_closed() => {
+                    if self.line_empty.load(Ordering::SeqCst) {
+                        erase_empty_prompt();
+                    }
                     return Ok(self.finish_closed());
                 }
                 Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
                     return Ok(self.quit("/quit"));
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Drops replies to earlier commands, so that only the answer to the next one counts.
+    fn forget_stale_replies(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Closed(closed) = event {
+                self.closed = Some(closed);
+            }
+        }
+    }
+
+    /// Waits briefly for the room change or refusal that answers `/join`, so that the next
+    /// prompt names the right room. Keys typed meanwhile wait in the terminal.
+    fn await_join_reply(&mut self) {
+        let deadline = Instant::now() + JOIN_REPLY_WAIT;
+        while self.closed.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::RoomChanged | Event::Refused) | Err(_) => return,
+                Ok(Event::Closed(closed)) => self.closed = Some(closed),
+                Ok(_) => {}
             }
         }
     }
@@ -233,6 +297,9 @@ impl Interactive {
 
     /// The connection is closed: report how, and give the exit status.
     fn finish_closed(&mut self) -> u8 {
+        if let Some(closed) = self.closed.take() {
+            return closed.report();
+        }
         loop {
             match self.events.recv_timeout(Duration::from_secs(2)) {
                 Ok(Event::Closed(closed)) => return closed.report(),
@@ -256,7 +323,8 @@ impl Interactive {
                 Ok(Event::Prompt(prompt)) => return Wait::Prompt(prompt),
                 Ok(Event::LoggedIn) => return Wait::LoggedIn,
                 Ok(Event::Closed(closed)) => return Wait::Closed(closed),
-                Ok(Event::Input(_) | Event::InputEnd) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::Input(_) | Event::InputEnd | Event::RoomChanged | Event::Refused)
+                | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Wait::Closed(Closed {
                         after_quit: self.session.quit_sent(),
@@ -272,5 +340,33 @@ impl Interactive {
                 return Wait::TimedOut;
             }
         }
+    }
+}
+
+/// `/join ROOM` in any case (the server matches commands case-insensitively).
+fn is_join(line: &str) -> bool {
+    let word = line.trim_start().split([' ', '\t']).next().unwrap_or("");
+    word.eq_ignore_ascii_case("/join")
+}
+
+/// rustyline ends an interrupted edit with a line feed, which leaves an empty prompt above the
+/// closing message: move up and clear that row.
+fn erase_empty_prompt() {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(b"\x1b[1A\r\x1b[2K")
+        .and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_words() {
+        assert!(is_join("/join dev"));
+        assert!(is_join("  /JOIN #dev"));
+        assert!(!is_join("/joined"));
+        assert!(!is_join("join dev"));
     }
 }

@@ -1,14 +1,20 @@
 //! `chat-client`: the terminal client for chat-server.
 //!
 //! Two threads: the socket reader prints what the server sends the moment it arrives, and the
-//! main thread reads the keyboard (rustyline, [`interactive`]) or a pipe ([`piped`]). Which one
+//! main thread reads the keyboard (rustyline, [`interactive`], with Tab completion
+//! from [`roster`] and mentions from [`mention`]) or a pipe ([`piped`]). Which one
 //! depends on whether stdin and stdout are both terminals.
 
 mod args;
+mod complete;
 mod connection;
 mod decode;
+mod editor;
+mod history;
 mod interactive;
+mod mention;
 mod piped;
+mod roster;
 mod session;
 mod style;
 
@@ -32,13 +38,20 @@ fn run(args: args::Args) -> anyhow::Result<u8> {
     let style = style::Style::detect();
     let terminal = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         // A terminal rustyline cannot drive (TERM=dumb) gets the plain line mode.
-        interactive::Terminal::open().ok()
+        editor::Terminal::open().ok()
     } else {
         None
     };
-    let stream = connection::connect(&args.host, args.port)?;
+    let stream = connection::connect(args.host(), args.port())?;
     match terminal {
-        Some(terminal) => interactive::run(terminal, stream, args.name, style),
+        Some(terminal) => {
+            let options = interactive::Options {
+                name: args.name,
+                bell: !args.no_bell,
+                history_file: !args.no_history_file,
+            };
+            interactive::run(terminal, stream, options, style)
+        }
         None => piped::run(stream, args.name, style),
     }
 }

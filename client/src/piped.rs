@@ -42,6 +42,7 @@ pub fn run(stream: TcpStream, name: Option<String>, style: Style) -> anyhow::Res
         style,
         session: Arc::clone(&session),
         events: events_tx.clone(),
+        bell: false,
         on_close: Box::new(|| {}),
     }
     .spawn()?;

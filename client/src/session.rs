@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::roster::Roster;
+
 /// What the main thread waits for.
 #[derive(Debug)]
 pub enum Event {
@@ -19,6 +21,10 @@ pub enum Event {
     LoggedIn,
     /// The connection ended; the reader has printed everything that came before.
     Closed(Closed),
+    /// The server's replies put us in another room (the prompt shows it).
+    RoomChanged,
+    /// An error line (`! ...`) after login: the answer to a command that was refused.
+    Refused,
     /// A line from piped standard input.
     Input(String),
     /// Piped standard input ended.
@@ -124,6 +130,7 @@ impl Login {
 #[derive(Debug, Default)]
 pub struct Session {
     login: Mutex<Login>,
+    roster: Mutex<Roster>,
     quit_sent: AtomicBool,
     closed: AtomicBool,
 }
@@ -132,6 +139,11 @@ impl Session {
     pub fn login(&self) -> MutexGuard<'_, Login> {
         // Login holds no invariant a panic could break halfway.
         self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn roster(&self) -> MutexGuard<'_, Roster> {
+        // Like the login: every update is complete before the next one starts.
+        self.roster.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn logged_in(&self) -> bool {

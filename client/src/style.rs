@@ -12,6 +12,8 @@ use std::io::IsTerminal;
 
 use chat_common::wire::ServerLine;
 
+use crate::mention;
+
 const RESET: &str = "\x1b[0m";
 const DIM: &str = "2";
 const BOLD: &str = "1";
@@ -62,6 +64,55 @@ impl Style {
                 paint(BOLD, text)
             ),
             ServerLine::Other(_) => line.to_owned(),
+        }
+    }
+}
+
+/// A server line ready for the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// Someone else's message names the user (see [`crate::mention`]).
+    pub mentions_me: bool,
+}
+
+impl Style {
+    /// [`Style::render`], with mentions of `me` in other people's messages highlighted.
+    pub fn render_for(&self, line: &str, me: Option<&str>) -> Rendered {
+        let plain = || Rendered {
+            text: self.render(line),
+            mentions_me: false,
+        };
+        let Some(me) = me.filter(|me| !me.is_empty()) else {
+            return plain();
+        };
+        let (from, text, private) = match ServerLine::parse(line) {
+            ServerLine::Message { from, text } => (from, text, false),
+            ServerLine::PrivateReceived { from, text } => (from, text, true),
+            _ => return plain(),
+        };
+        let ranges = mention::mentions(text, me);
+        if ranges.is_empty() || from.to_lowercase() == me.to_lowercase() {
+            return plain();
+        }
+        let text = if !self.colour {
+            line.to_owned()
+        } else if private {
+            format!(
+                "{} {}",
+                paint(BOLD, &format!("[{} -> you]", paint_bold_name(from))),
+                paint(BOLD, &mention::highlight(text, &ranges))
+            )
+        } else {
+            format!(
+                "[{}] {}",
+                paint(name_colour(from), from),
+                mention::highlight(text, &ranges)
+            )
+        };
+        Rendered {
+            text,
+            mentions_me: true,
         }
     }
 }
@@ -184,6 +235,41 @@ mod tests {
         used.sort_unstable();
         used.dedup();
         assert!(used.len() >= 4, "{used:?}");
+    }
+
+    #[test]
+    fn mentions_by_others_are_highlighted() {
+        let rendered = ON.render_for("[bob] hi ALICE", Some("alice"));
+        assert!(rendered.mentions_me);
+        let colour = name_colour("bob");
+        assert_eq!(
+            rendered.text,
+            format!("[\x1b[{colour}mbob\x1b[0m] hi \x1b[7mALICE\x1b[27m")
+        );
+        let private = ON.render_for("[bob -> you] alice?", Some("alice"));
+        assert!(private.mentions_me);
+        assert!(private.text.contains("\x1b[7malice\x1b[27m"), "{private:?}");
+        // Without colour the line stays as it came, but it still counts (for the bell).
+        let plain = OFF.render_for("[bob] hi alice", Some("alice"));
+        assert_eq!(
+            (plain.text.as_str(), plain.mentions_me),
+            ("[bob] hi alice", true)
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_mention() {
+        for (line, me) in [
+            ("[bob] hi malice", Some("alice")),
+            ("[alice] I am alice", Some("alice")),
+            ("[you -> bob] alice here", Some("alice")),
+            ("* alice joined", Some("alice")),
+            ("[bob] hi alice", None),
+        ] {
+            let rendered = ON.render_for(line, me);
+            assert!(!rendered.mentions_me, "{line}");
+            assert_eq!(rendered.text, ON.render(line), "{line}");
+        }
     }
 
     #[test]

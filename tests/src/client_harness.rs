@@ -169,6 +169,9 @@ static TMUX_COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct Tmux {
     socket: String,
     config: PathBuf,
+    /// `XDG_DATA_HOME` of everything run in it, so the client's history file stays private to
+    /// the test.
+    data_dir: PathBuf,
     /// The server's socket file, which `kill-server` leaves behind.
     socket_path: Option<PathBuf>,
 }
@@ -192,9 +195,11 @@ impl Tmux {
         let config = std::env::temp_dir().join(format!("{socket}.conf"));
         std::fs::write(&config, "set -g remain-on-exit on\nset -g status off\n")
             .unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
+        let data_dir = std::env::temp_dir().join(format!("{socket}.data"));
         let mut tmux = Tmux {
             socket,
             config,
+            data_dir,
             socket_path: None,
         };
         tmux.run(&[
@@ -219,6 +224,7 @@ impl Tmux {
             .arg(&self.config)
             .env_remove("NO_COLOR")
             .env_remove("TMUX")
+            .env("XDG_DATA_HOME", &self.data_dir)
             .env("TERM", "xterm-256color");
         cmd
     }
@@ -249,6 +255,25 @@ impl Tmux {
         let mut args = vec!["send-keys", "-t", "0"];
         args.extend_from_slice(keys);
         self.run(&args);
+    }
+
+    /// Runs `command` in the window again, once the last one has exited (the screen is
+    /// cleared first). The data directory stays, so this is how a test runs the client twice.
+    pub fn respawn(&self, command: &str) {
+        self.run(&["respawn-pane", "-t", "0", command]);
+        self.run(&["clear-history", "-t", "0"]);
+    }
+
+    /// The `XDG_DATA_HOME` the programs in this window see.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// True once the terminal bell has rung in the window (tmux's `window_bell_flag`).
+    pub fn bell_rang(&self) -> bool {
+        self.run(&["display-message", "-p", "-t", "0", "#{window_bell_flag}"])
+            .trim()
+            == "1"
     }
 
     /// Pastes `text` as a terminal without bracketed paste does: `tmux paste-buffer` without
@@ -282,6 +307,19 @@ impl Tmux {
             assert!(
                 Instant::now() < deadline,
                 "screen never showed {what} within {T:?}; it shows:\n{screen}\n[end of screen]"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Polls `cond` until it holds (within [`T`]); the screen is shown if it never does.
+    pub fn wait_until(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + T;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {T:?}; the screen shows:\n{}",
+                self.screen()
             );
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -350,6 +388,7 @@ impl Drop for Tmux {
         }
         let _ = self.command().arg("kill-server").output();
         let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(path) = &self.socket_path {
             let _ = std::fs::remove_file(path);
         }
