@@ -95,10 +95,16 @@ impl Common {
     }
 
     /// Checks what can be checked before connecting; `max_n` is the most clients the run
-    /// may reach (names must stay valid up to it).
+    /// may reach (names must stay valid up to it). A failure is a [`BadArgs`].
     pub fn validate(&self, min_n: usize, max_n: usize) -> Result<()> {
+        self.check_values(min_n, max_n)
+            .map_err(|e| BadArgs(format!("{e:#}")).into())
+    }
+
+    fn check_values(&self, min_n: usize, max_n: usize) -> Result<()> {
         if self.clients < min_n {
-            bail!("this scenario needs at least {min_n} clients (-n)");
+            let clients = if min_n == 1 { "client" } else { "clients" };
+            bail!("this scenario needs at least {min_n} {clients} (-n)");
         }
         if self.payload > MAX_PAYLOAD {
             bail!(
@@ -129,6 +135,19 @@ impl Common {
         check_prefix(&self.prefix, max_n)
     }
 }
+
+/// A command line that parses but cannot run (`-n 0`, a payload too short...): reported like
+/// clap's own errors, with the usage and exit status 2.
+#[derive(Debug)]
+pub struct BadArgs(pub String);
+
+impl std::fmt::Display for BadArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadArgs {}
 
 /// Names are PREFIX + index and must be valid chat names (PROTOCOL.md section 2).
 pub fn check_prefix(prefix: &str, max_n: usize) -> Result<()> {

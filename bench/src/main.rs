@@ -25,7 +25,8 @@ mod table;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, Cmd};
 use crate::report::Report;
@@ -45,6 +46,10 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
+            if let Some(bad) = e.downcast_ref::<args::BadArgs>() {
+                // Exits with status 2, as for any other bad command line.
+                Cli::command().error(ErrorKind::ValueValidation, bad).exit();
+            }
             // One line: the context chain joined, no backtrace.
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("chat-bench: {msg}");

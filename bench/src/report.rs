@@ -117,7 +117,11 @@ pub struct IdleReport {
     pub settle_ms: u64,
     pub server_before: Option<ProcMem>,
     pub server_after: Option<ProcMem>,
+    /// `None` without `--server-pid`, or when the server's RSS did not grow.
     pub server_rss_per_conn_kib: Option<f64>,
+    /// The server's peak RSS was near its RSS at the start: it had not served before, and the
+    /// figure above is the whole cost rather than a lower bound.
+    pub server_baseline_fresh: Option<bool>,
     pub server_threads: Option<u64>,
     pub bench_rss_per_conn_kib: f64,
     pub disconnects: u64,

@@ -108,22 +108,27 @@ pub fn proc_cpu_s(pid: &str) -> Option<f64> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProcMem {
     pub rss_kib: u64,
+    /// The highest RSS the process has had (VmHWM; the RSS itself where the kernel has none).
+    pub peak_rss_kib: u64,
     pub threads: u64,
 }
 
-/// VmRSS and Threads from the text of `/proc/PID/status`.
+/// VmRSS, VmHWM and Threads from the text of `/proc/PID/status`.
 pub fn parse_status(text: &str) -> Option<ProcMem> {
-    let (mut rss, mut threads) = (None, None);
+    let (mut rss, mut peak, mut threads) = (None, None, None);
     for line in text.lines() {
         let mut it = line.split_whitespace();
         match it.next() {
             Some("VmRSS:") => rss = it.next().and_then(|v| v.parse().ok()),
+            Some("VmHWM:") => peak = it.next().and_then(|v| v.parse().ok()),
             Some("Threads:") => threads = it.next().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
+    let rss_kib = rss?;
     Some(ProcMem {
-        rss_kib: rss?,
+        rss_kib,
+        peak_rss_kib: peak.unwrap_or(rss_kib).max(rss_kib),
         threads: threads?,
     })
 }
@@ -229,6 +234,7 @@ mod tests {
             parse_status(s),
             Some(ProcMem {
                 rss_kib: 8192,
+                peak_rss_kib: 9000,
                 threads: 1003
             })
         );

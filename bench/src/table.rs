@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{Latency, Login, Report};
+use crate::report::{IdleReport, Latency, Login, Report};
 use crate::sys::{CpuUse, ProcMem};
 
 fn latency(l: &Option<Latency>) -> String {
@@ -242,13 +242,7 @@ impl Report {
                         i.settle_ms
                     ),
                 )
-                .add(
-                    "per connection",
-                    i.server_rss_per_conn_kib
-                        .map_or("- (pass --server-pid)".into(), |v| {
-                            format!("{v:.1} KiB of server RSS")
-                        }),
-                )
+                .add("per connection", idle_per_connection(i))
                 .add(
                     "server threads",
                     i.server_threads.map_or("-".into(), |t| t.to_string()),
@@ -264,6 +258,26 @@ impl Report {
                 r.render(&format!("chat-bench idle  {}  n={}", i.server, i.clients))
             }
         }
+    }
+}
+
+/// The per-connection figure, with what limits it.
+fn idle_per_connection(i: &IdleReport) -> String {
+    let Some(fresh) = i.server_baseline_fresh else {
+        return "- (pass --server-pid)".into();
+    };
+    let peak = i
+        .server_before
+        .map_or(0.0, |m| m.peak_rss_kib as f64 / 1024.0);
+    let served_before = format!(
+        "the server has served before (its RSS peaked at {peak:.1} MiB) and reuses that memory; \
+         start a fresh server for the whole cost"
+    );
+    match (i.server_rss_per_conn_kib, fresh) {
+        (Some(v), true) => format!("{v:.1} KiB of server RSS"),
+        (Some(v), false) => format!("at least {v:.1} KiB of server RSS: {served_before}"),
+        (None, true) => "not measured: the server's RSS did not grow".into(),
+        (None, false) => format!("not measured: {served_before}"),
     }
 }
 

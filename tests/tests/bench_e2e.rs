@@ -265,6 +265,7 @@ fn idle_reports_server_memory_and_threads() {
         .as_f64()
         .expect("per-connection RSS");
     assert!(per_conn > 0.0, "{v}");
+    assert_eq!(v["server_baseline_fresh"], true, "{v}");
     // chat-server runs a thread per connection.
     assert!(u(&v, "server_threads") > n, "{v}");
 }
@@ -355,4 +356,70 @@ fn more_clients_than_open_files_are_refused_before_connecting() {
         line.contains("limit is 512") && line.contains("ulimit -n"),
         "{line}"
     );
+}
+
+#[test]
+fn idle_on_a_server_that_served_before_says_so_and_is_never_negative() {
+    let s = Server::start(&["--flood-rate", "0"]);
+    let pid = s.pid().to_string();
+    let threads_at_start = chat_tests::proc_status_kib(s.pid(), "Threads");
+    let run = |n: &str, prefix: &str| {
+        bench(&[
+            "idle",
+            "-p",
+            &port(&s),
+            "-n",
+            n,
+            "--server-pid",
+            &pid,
+            "--settle-ms",
+            "0",
+            "--prefix",
+            prefix,
+        ])
+    };
+    let first = run("400", "a");
+    assert!(first.status.success(), "{first:?}");
+    // Wait until the server has let the first run's connections go.
+    let deadline = std::time::Instant::now() + chat_tests::T;
+    while chat_tests::proc_status_kib(s.pid(), "Threads") > threads_at_start {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server kept the old threads"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let out = run("20", "b");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("per connection"))
+        .unwrap_or_else(|| panic!("no per-connection line in\n{table}"));
+    assert!(line.contains("the server has served before"), "{table}");
+    assert!(
+        line.contains("at least") || line.contains("not measured"),
+        "{table}"
+    );
+    let numbers: Vec<f64> = line
+        .split([' ', '(', ')'])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers.iter().all(|&n| n > 0.0), "{table}");
+}
+
+#[test]
+fn impossible_numbers_are_a_bad_command_line() {
+    for args in [
+        &["fanout", "-p", "9", "-n", "0"][..],
+        &["fanout", "-p", "9", "-n", "1"],
+        &["idle", "-p", "9", "-n", "0"],
+        &["fanout", "-p", "9", "--payload", "4"],
+    ] {
+        let out = bench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage:"), "{args:?}: {stderr}");
+    }
 }
