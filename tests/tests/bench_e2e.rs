@@ -423,3 +423,66 @@ fn impossible_numbers_are_a_bad_command_line() {
         assert!(stderr.contains("Usage:"), "{args:?}: {stderr}");
     }
 }
+
+/// The README's recipe for starting a server to benchmark, as written there.
+fn readme_recipe() -> (String, String) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("reading README.md");
+    let after = |prefix: &str| {
+        readme
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in README.md"))
+            .to_owned()
+    };
+    let limit = after("ulimit -n ");
+    let server = after("target/release/chat-server ");
+    let limit = limit
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (limit, server.trim_end_matches(" &").to_owned())
+}
+
+#[test]
+fn the_readme_benchmark_recipe_starts_the_server_without_a_warning() {
+    let (limit, args) = readme_recipe();
+    let hard = Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("running sh");
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    let wanted: u64 = limit
+        .parse()
+        .expect("a number after `ulimit -n` in the README");
+    if hard != "unlimited" && hard.parse::<u64>().is_ok_and(|h| h < wanted) {
+        // Not even root may raise a hard limit without CAP_SYS_RESOURCE: the recipe cannot run.
+        eprintln!("hard open-file limit {hard} < {wanted}: the README recipe cannot run here");
+        return;
+    }
+    // The same options, on a free port.
+    let args = args.replace("--port 9009", "--port 0");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" {args}"))
+        .arg(chat_tests::server_binary())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting chat-server under sh");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("reading stdout");
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("reaping chat-server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        first.starts_with("listening on "),
+        "ulimit -n {limit}; chat-server {args}:\n{first}{stderr}"
+    );
+    assert!(
+        !stderr.contains("WARN"),
+        "ulimit -n {limit}; chat-server {args}:\n{stderr}"
+    );
+}
