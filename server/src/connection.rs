@@ -99,13 +99,20 @@ pub struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            tracing::error!(peer = self.peer.id, "connection handler panicked");
-            self.shared.registry.leave(self.peer, None, None);
-        }
-        self.peer.disconnect();
-        self.shared.registry.remove_connection(self.peer.id);
+        clean_up(self.shared, self.peer);
     }
+}
+
+// Out of line: inlined, its logging would grow the frame every idle connection waits under,
+// and each stack page a waiting thread has touched stays resident.
+#[inline(never)]
+fn clean_up(shared: &Shared, peer: &Arc<Peer>) {
+    if std::thread::panicking() {
+        tracing::error!(peer = peer.id, "connection handler panicked");
+        shared.registry.leave(peer, None, None);
+    }
+    peer.disconnect();
+    shared.registry.remove_connection(peer.id);
 }
 
 impl Connection<'_> {
@@ -121,23 +128,32 @@ impl Connection<'_> {
             if let Status::Closed(end) = status {
                 return end;
             }
-            let now = Instant::now();
-            if let Phase::Login { deadline } = self.phase {
-                if now >= deadline {
-                    self.reply(&wire::error("login timed out"));
-                    return End::LoginTimeout;
-                }
-            }
-            if source.due().is_some_and(|due| now >= due) {
-                let status = source.on_due(now, &mut frames);
-                if let Flow::Stop(end) = self.handle_all(&mut frames, source.max_line()) {
-                    return end;
-                }
-                if let Status::Closed(end) = status {
-                    return end;
-                }
+            if let Flow::Stop(end) = self.on_time(source, &mut frames) {
+                return end;
             }
         }
+    }
+
+    /// Does what is due: the login deadline, then the source's own (partial line, ping).
+    #[inline(never)]
+    fn on_time(&mut self, source: &mut dyn LineSource, frames: &mut Vec<Frame>) -> Flow {
+        let now = Instant::now();
+        if let Phase::Login { deadline } = self.phase {
+            if now >= deadline {
+                self.reply(&wire::error("login timed out"));
+                return Flow::Stop(End::LoginTimeout);
+            }
+        }
+        if source.due().is_some_and(|due| now >= due) {
+            let status = source.on_due(now, frames);
+            if let Flow::Stop(end) = self.handle_all(frames, source.max_line()) {
+                return Flow::Stop(end);
+            }
+            if let Status::Closed(end) = status {
+                return Flow::Stop(end);
+            }
+        }
+        Flow::Continue
     }
 
     /// The next instant something is due: the login deadline or the source's own.
@@ -152,6 +168,7 @@ impl Connection<'_> {
         }
     }
 
+    #[inline(never)]
     fn handle_all(&mut self, frames: &mut Vec<Frame>, max_line: usize) -> Flow {
         let was_chatting = matches!(self.phase, Phase::Chat { .. });
         for frame in frames.drain(..) {

@@ -14,7 +14,9 @@ use crate::shared::Shared;
 /// Too big for the allocator's per-thread cache, so an idle thread keeps none of it.
 const READ_BUFFER: usize = 4096;
 
-/// Serves a connection on the line port.
+/// Serves a connection on the line port. Never inlined into the thread's closure, which also
+/// holds the web port's handler: an idle connection's resident stack is the frames it waits under.
+#[inline(never)]
 pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
     let _cleanup = Cleanup {
         shared: &shared,
@@ -48,6 +50,32 @@ impl LineSource for TcpLines {
             Ok(false) => return Status::Open,
             Err(e) => return Status::Closed(End::Broken(e)),
         }
+        self.receive(frames)
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.partial_since
+            .zip(self.partial_flush)
+            .map(|(since, wait)| since + wait)
+    }
+
+    fn on_due(&mut self, _now: Instant, frames: &mut Vec<Frame>) -> Status {
+        self.partial_since = None;
+        frames.extend(self.framer.take_partial());
+        Status::Open
+    }
+
+    fn max_line(&self) -> usize {
+        self.framer.max_line()
+    }
+}
+
+impl TcpLines {
+    /// Reads what has arrived. Kept out of line so `read`, the frame an idle connection waits
+    /// in, stays small: every stack page a waiting thread has touched stays resident.
+    #[inline(never)]
+    fn receive(&mut self, frames: &mut Vec<Frame>) -> Status {
+        let socket = self.peer.socket();
         // The buffer exists only while there is input, so an idle connection holds none.
         let mut buf = vec![0u8; READ_BUFFER];
         match recv_nonblocking(socket, &mut buf) {
@@ -71,21 +99,5 @@ impl LineSource for TcpLines {
             }
             Err(e) => Status::Closed(End::Broken(e)),
         }
-    }
-
-    fn due(&self) -> Option<Instant> {
-        self.partial_since
-            .zip(self.partial_flush)
-            .map(|(since, wait)| since + wait)
-    }
-
-    fn on_due(&mut self, _now: Instant, frames: &mut Vec<Frame>) -> Status {
-        self.partial_since = None;
-        frames.extend(self.framer.take_partial());
-        Status::Open
-    }
-
-    fn max_line(&self) -> usize {
-        self.framer.max_line()
     }
 }

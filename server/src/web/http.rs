@@ -49,7 +49,9 @@ impl Request {
     }
 }
 
-/// Reads one request head from the socket, waiting until `deadline` at most.
+/// Reads one request head from the socket, waiting until `deadline` at most. Out of line, so its
+/// buffers are not in the frame a WebSocket user then waits under for the rest of its life.
+#[inline(never)]
 pub fn read_head(socket: &Socket, deadline: Instant) -> Result<Request, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];

@@ -23,7 +23,8 @@ use crate::transport::ws::WsLines;
 use crate::transport::Framing;
 use http::{HeadError, Request, Response};
 
-/// Serves a connection on the web port.
+/// Serves a connection on the web port. Never inlined (see `transport::tcp::serve`).
+#[inline(never)]
 pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
     let _cleanup = Cleanup {
         shared: &shared,
