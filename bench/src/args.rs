@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chat_common::MAX_NAME_CHARS;
 use clap::{Args, Parser, Subcommand};
 
 use crate::marker::{MAX_PAYLOAD, MAX_SENDER};
@@ -48,9 +49,12 @@ pub struct Common {
     /// Server host name or address
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port
-    #[arg(short, long, default_value_t = 9009)]
+    /// Server port (with --ws: the web port, chat-server's `web on` line)
+    #[arg(short, long, default_value_t = chat_common::wire::DEFAULT_PORT)]
     pub port: u16,
+    /// Speak WebSocket (ws://HOST:PORT/ws, one text message per line) instead of plain lines
+    #[arg(long)]
+    pub ws: bool,
     /// Number of clients (for `rtt --step`: the first step)
     #[arg(short = 'n', long = "clients", default_value_t = 100)]
     pub clients: usize,
@@ -88,6 +92,14 @@ impl Common {
             .with_context(|| format!("cannot resolve host {:?}", self.host))?
             .next()
             .with_context(|| format!("host {:?} has no address", self.host))
+    }
+
+    pub fn transport(&self) -> crate::ws::Transport {
+        if self.ws {
+            crate::ws::Transport::Ws
+        } else {
+            crate::ws::Transport::Tcp
+        }
     }
 
     pub fn login_timeout(&self) -> Duration {
@@ -158,8 +170,8 @@ pub fn check_prefix(prefix: &str, max_n: usize) -> Result<()> {
         bail!("--prefix {prefix:?}: names may hold only letters, digits and _ - . (not {c:?})");
     }
     let digits = max_n.saturating_sub(1).to_string().len();
-    if prefix.chars().count() + digits > 24 {
-        bail!("--prefix {prefix:?} is too long: with {digits} index digits a name passes 24 characters");
+    if prefix.chars().count() + digits > MAX_NAME_CHARS {
+        bail!("--prefix {prefix:?} is too long: with {digits} index digits a name passes {MAX_NAME_CHARS} characters");
     }
     Ok(())
 }

@@ -1,5 +1,4 @@
-//! One simulated client: connect, log in per PROTOCOL.md section 2, then read lines until told
-//! to stop.
+//! One simulated client after its login (see `login.rs`): read lines until told to stop.
 //!
 //! Reading is where a load tool spends its time (a fan-out to 1000 clients is 1000 copies of
 //! every message), so it is built to be cheap. Instead of a read buffer per client, a reader
@@ -7,167 +6,29 @@
 //! no task awaits while holding it, so one 256 KiB buffer serves every client on that thread,
 //! and a client itself keeps only the unfinished tail of a line. Lines are split with memchr
 //! and checked in place; the shared counters are touched once per read, not once per line.
+//! With `--ws` the raw bytes are read a little further into that buffer and rewritten in place
+//! as lines (`ws::Decoder`), so the checking is the same for both transports.
 
 use std::cell::RefCell;
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
-use memchr::{memchr, memmem};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use memchr::memchr;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::login::MAX_LINE;
 use crate::marker::{self, Kind};
 use crate::shared::Shared;
 use crate::sys::now_ns;
+use crate::ws::{self, Decoder};
 
-const PROMPT: &[u8] = b"Username: ";
 /// Bytes read per `try_read`.
 const SCRATCH: usize = 256 * 1024;
-/// A "line" longer than this without a newline is dropped as garbage.
-const MAX_LINE: usize = 64 * 1024;
 
 thread_local! {
-    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH + MAX_LINE]);
-}
-
-/// Why a login did not succeed. The first three end the whole run: retrying cannot help.
-#[derive(Debug)]
-pub enum LoginFail {
-    Refused(SocketAddr),
-    Rejected { name: String, line: String },
-    Full,
-    Other(String),
-}
-
-impl LoginFail {
-    pub fn is_fatal(&self) -> bool {
-        !matches!(self, LoginFail::Other(_))
-    }
-}
-
-impl std::fmt::Display for LoginFail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoginFail::Refused(a) => write!(
-                f,
-                "cannot connect to {a}: connection refused (is chat-server running there? \
-                 pick the server with --host and -p)"
-            ),
-            LoginFail::Rejected { name, line } if line.contains("taken") => write!(
-                f,
-                "login as {name} rejected: the server said {line:?}; another client holds \
-                 these names, pick another name prefix with --prefix"
-            ),
-            LoginFail::Rejected { name, line } => {
-                write!(f, "login as {name} rejected: the server said {line:?}")
-            }
-            LoginFail::Full => write!(
-                f,
-                "the server answered `! server full`: start it with a larger --max-clients"
-            ),
-            LoginFail::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-/// True if `name` occurs in `line` as a whole name, not inside a longer one. A '.' right
-/// after it may end a sentence.
-pub fn has_word(line: &[u8], name: &[u8]) -> bool {
-    let name_byte =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') || b >= 0x80;
-    let ends = |i: usize| i >= line.len() || !name_byte(line[i]);
-    memmem::find_iter(line, name).any(|p| {
-        let after = p + name.len();
-        (p == 0 || !name_byte(line[p - 1]))
-            && (ends(after) || (line[after] == b'.' && ends(after + 1)))
-    })
-}
-
-fn io_fail(e: io::Error, what: &str) -> LoginFail {
-    LoginFail::Other(format!("{what}: {e}"))
-}
-
-/// Connects and logs in as `name`. Returns the stream and whatever arrived after the
-/// welcome line.
-pub async fn login(addr: SocketAddr, name: &str) -> Result<(TcpStream, Vec<u8>), LoginFail> {
-    let mut s = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Err(LoginFail::Refused(addr)),
-        Err(e) => return Err(io_fail(e, &format!("connect to {addr}"))),
-    };
-    // Our own Nagle delays must not be charged to the server.
-    s.set_nodelay(true).map_err(|e| io_fail(e, "TCP_NODELAY"))?;
-    let mut buf = Vec::with_capacity(512);
-    // 1. Banner lines, then the prompt (no line ending).
-    loop {
-        if let Some(p) = memmem::find(&buf, PROMPT) {
-            buf.drain(..p + PROMPT.len());
-            break;
-        }
-        let complete = memchr::memrchr(b'\n', &buf).map_or(&buf[..0], |nl| &buf[..nl]);
-        if let Some(l) = complete
-            .split(|&b| b == b'\n')
-            .find(|l| l.starts_with(b"! "))
-        {
-            let l = String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l));
-            return Err(if l == "! server full" {
-                LoginFail::Full
-            } else {
-                LoginFail::Other(l.into())
-            });
-        }
-        fill(&mut s, &mut buf, "waiting for the `Username: ` prompt").await?;
-    }
-    // 2. The name; 3. a `* ` line naming us, or a `! ` refusal.
-    let mut line = Vec::with_capacity(name.len() + 2);
-    line.extend_from_slice(name.as_bytes());
-    line.extend_from_slice(b"\r\n");
-    s.write_all(&line)
-        .await
-        .map_err(|e| io_fail(e, "sending the name"))?;
-    loop {
-        while let Some(nl) = memchr(b'\n', &buf) {
-            let l = &buf[..nl];
-            let l = l.strip_suffix(b"\r").unwrap_or(l);
-            if l.starts_with(b"! ") {
-                let line = String::from_utf8_lossy(l).into_owned();
-                return Err(LoginFail::Rejected {
-                    name: name.to_owned(),
-                    line,
-                });
-            }
-            let ok = l.starts_with(b"* ") && has_word(l, name.as_bytes());
-            buf.drain(..=nl);
-            if ok {
-                return Ok((s, buf));
-            }
-        }
-        fill(&mut s, &mut buf, "waiting for the welcome line").await?;
-    }
-}
-
-async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, what: &str) -> Result<(), LoginFail> {
-    if buf.len() > MAX_LINE {
-        return Err(LoginFail::Other(format!(
-            "{what}: {} bytes without it",
-            buf.len()
-        )));
-    }
-    let mut chunk = [0u8; 1024];
-    match s.read(&mut chunk).await {
-        Ok(0) => Err(LoginFail::Other(format!(
-            "{what}: the server closed the connection"
-        ))),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(())
-        }
-        Err(e) => Err(io_fail(e, what)),
-    }
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_LINE + ws::SLACK + SCRATCH]);
 }
 
 /// What one receiver counted, returned when it stops.
@@ -191,12 +52,13 @@ impl RecvStats {
 }
 
 /// Reads and checks every line the server sends to client `me` until `stop` changes (or
-/// its sender is dropped) or the connection ends.
+/// its sender is dropped) or the connection ends. `dec` decodes WebSocket frames (`--ws`).
 pub async fn read_loop(
     sh: Arc<Shared>,
     me: usize,
     rd: OwnedReadHalf,
     mut carry: Vec<u8>,
+    mut dec: Option<Decoder>,
     mut stop: watch::Receiver<bool>,
 ) -> RecvStats {
     let mut st = RecvStats::new(sh.senders);
@@ -207,6 +69,15 @@ pub async fn read_loop(
         carry.clear();
     }
     loop {
+        if let Some(d) = &mut dec {
+            if d.take_pings() > 0 {
+                sh.note(ws_ping_note());
+            }
+            if let Some(why) = d.ended() {
+                lost(&sh, me, why);
+                return st;
+            }
+        }
         tokio::select! {
             biased;
             _ = stop.changed() => return st,
@@ -219,11 +90,20 @@ pub async fn read_loop(
             let mut b = b.borrow_mut();
             let keep = carry.len();
             b[..keep].copy_from_slice(&carry);
-            let n = rd.try_read(&mut b[keep..keep + SCRATCH])?;
+            let (n, end) = match &mut dec {
+                None => {
+                    let n = rd.try_read(&mut b[keep..keep + SCRATCH])?;
+                    (n, keep + n)
+                }
+                Some(d) => {
+                    let raw = keep + ws::SLACK;
+                    let n = rd.try_read(&mut b[raw..raw + SCRATCH])?;
+                    (n, keep + d.decode(&mut b[..raw + n], keep, raw))
+                }
+            };
             if n == 0 {
                 return Ok(0);
             }
-            let end = keep + n;
             let used = lines(&sh, me, &mut st, &b[..end], now_ns());
             carry.clear();
             if end - used > MAX_LINE {
@@ -249,6 +129,14 @@ pub async fn read_loop(
             }
         }
     }
+}
+
+/// Readers own no write half, so the server's pings go unanswered (see `ws`).
+fn ws_ping_note() -> String {
+    "the server sent WebSocket pings (it does after --keepalive-secs of a client's silence); \
+     chat-bench's readers do not answer them, so silent clients are dropped after about \
+     twice that"
+        .into()
 }
 
 fn lost(sh: &Shared, me: usize, why: &str) {
@@ -330,17 +218,6 @@ fn garbled(sh: &Shared, me: usize, line: &[u8], why: &str) {
 mod tests {
     use super::*;
     use crate::marker::Marker;
-
-    #[test]
-    fn whole_words() {
-        assert!(has_word(b"* welcome, b1! you are in lobby", b"b1"));
-        assert!(!has_word(b"* welcome, b10! you are in lobby", b"b1"));
-        assert!(!has_word(b"* welcome, xb1! you", b"b1"));
-        assert!(has_word(b"* hello b1.", b"b1"));
-        assert!(!has_word(b"* hello b1.x", b"b1"));
-        assert!(has_word(b"b1", b"b1"));
-        assert!(has_word(b"* b10 b1 joined", b"b1"));
-    }
 
     fn msg_line(sender: u32, seq: u64) -> Vec<u8> {
         let mut l = format!("[b{sender}] ").into_bytes();

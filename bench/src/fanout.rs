@@ -23,6 +23,7 @@ use crate::report::{FanoutReport, Latency, Report};
 use crate::shared::Shared;
 use crate::swarm;
 use crate::sys::{self, now_ns, CpuSample, Nofile};
+use crate::ws::Transport;
 
 /// Counters the sender tasks update.
 struct SendCounts {
@@ -149,6 +150,7 @@ pub async fn run(a: &FanoutArgs, lim: Nofile) -> Result<Report> {
     Ok(Report::Fanout(FanoutReport {
         scenario: "fanout",
         server: addr.to_string(),
+        transport: c.transport(),
         clients: n,
         senders: k,
         messages_per_sender: a.messages,
@@ -178,16 +180,24 @@ pub async fn run(a: &FanoutArgs, lim: Nofile) -> Result<Report> {
     }))
 }
 
-/// Appends message `seq` of sender `me`, stamped now, with its line ending.
-fn push_msg(out: &mut Vec<u8>, me: usize, seq: u64, payload: usize) {
+/// Appends message `seq` of sender `me`, stamped now, framed for `tr`; `line` is scratch.
+fn push_msg(
+    out: &mut Vec<u8>,
+    line: &mut Vec<u8>,
+    tr: Transport,
+    me: usize,
+    seq: u64,
+    payload: usize,
+) {
     let m = Marker {
         kind: Kind::Msg,
         sender: me as u32,
         seq,
         sent_ns: now_ns(),
     };
-    marker::encode(out, &m, payload);
-    out.extend_from_slice(b"\r\n");
+    line.clear();
+    marker::encode(line, &m, payload);
+    tr.push_line(out, line);
 }
 
 /// One sender: messages 1..=M, unpaced (`--batch` per write) or paced at `--rate`. Gives the
@@ -211,7 +221,9 @@ async fn send_loop(
 ) -> Result<()> {
     let payload = a.common.payload;
     let batch = a.batch.max(1) as u64;
-    let mut out = Vec::with_capacity(batch as usize * (payload + 2));
+    let tr = a.common.transport();
+    let mut out = Vec::with_capacity(batch as usize * (payload + 14));
+    let mut line = Vec::with_capacity(payload);
     let start = Instant::now();
     let mut seq = 0u64;
     let mut writes = 0u64;
@@ -231,7 +243,7 @@ async fn send_loop(
         out.clear();
         for _ in 0..n {
             seq += 1;
-            push_msg(&mut out, me, seq, payload);
+            push_msg(&mut out, &mut line, tr, me, seq, payload);
         }
         w.write_all(&out).await?;
         counts.by_sender[me].fetch_add(n, Release);

@@ -67,6 +67,7 @@ pub async fn run(a: &IdleArgs, lim: Nofile) -> Result<Report> {
     Ok(Report::Idle(IdleReport {
         scenario: "idle",
         server: addr.to_string(),
+        transport: c.transport(),
         clients,
         login,
         settle_ms: a.settle_ms,

@@ -1,6 +1,7 @@
 //! `chat-bench`: the load tool that ships with chat-server.
 //!
-//! It speaks PROTOCOL.md over TCP to any chat-server and measures it from the outside:
+//! It speaks PROTOCOL.md to any chat-server, over TCP or (`--ws`) WebSocket, and measures it
+//! from the outside:
 //! `fanout` (throughput, loss, order and latency of a burst of messages to a full room),
 //! `rtt` (broadcast round trips, and with `--step` how many clients the server holds under a
 //! latency limit) and `idle` (the server's memory and threads per connection).
@@ -13,6 +14,7 @@ mod args;
 mod client;
 mod fanout;
 mod idle;
+mod login;
 mod marker;
 mod progress;
 mod report;
@@ -21,6 +23,7 @@ mod shared;
 mod swarm;
 mod sys;
 mod table;
+mod ws;
 
 use std::time::Duration;
 

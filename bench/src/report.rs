@@ -6,6 +6,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::sys::{CpuUse, ProcMem};
+use crate::ws::Transport;
 
 /// Percentiles of a microsecond histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -46,6 +47,8 @@ pub struct Login {
 pub struct FanoutReport {
     pub scenario: &'static str,
     pub server: String,
+    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    pub transport: Transport,
     pub clients: usize,
     pub senders: usize,
     pub messages_per_sender: u64,
@@ -89,6 +92,8 @@ pub struct RttStep {
 pub struct RttReport {
     pub scenario: &'static str,
     pub server: String,
+    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    pub transport: Transport,
     pub senders: usize,
     pub samples_per_step: u64,
     pub step: usize,
@@ -112,6 +117,8 @@ pub struct RttReport {
 pub struct IdleReport {
     pub scenario: &'static str,
     pub server: String,
+    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    pub transport: Transport,
     pub clients: usize,
     pub login: Login,
     pub settle_ms: u64,

@@ -111,6 +111,7 @@ pub async fn run(a: &RttArgs, lim: Nofile) -> Result<Report> {
     Ok(Report::Rtt(RttReport {
         scenario: "rtt",
         server: addr.to_string(),
+        transport: c.transport(),
         senders: k,
         samples_per_step: a.samples,
         step: a.step,
@@ -195,7 +196,9 @@ async fn broadcast(
 ) -> Result<()> {
     let slot = &sh.rtt[me];
     let timeout = Duration::from_millis(a.sample_timeout_ms);
-    let mut line = Vec::with_capacity(a.common.payload + 2);
+    let tr = a.common.transport();
+    let mut line = Vec::with_capacity(a.common.payload);
+    let mut out = Vec::with_capacity(a.common.payload + 14);
     while state.left.fetch_sub(1, AcqRel) > 0 {
         if let Some(e) = sh.slow_down_error() {
             return Err(e);
@@ -215,8 +218,9 @@ async fn broadcast(
             },
             a.common.payload,
         );
-        line.extend_from_slice(b"\r\n");
-        w.write_all(&line).await?;
+        out.clear();
+        tr.push_line(&mut out, &line);
+        w.write_all(&out).await?;
         let done = async {
             loop {
                 let woken = slot.notify.notified();

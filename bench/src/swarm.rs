@@ -19,10 +19,12 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::client::{self, LoginFail, RecvStats};
+use crate::client::{self, RecvStats};
+use crate::login::{self, LoginFail};
 use crate::marker::{self, Kind, Marker};
 use crate::shared::Shared;
 use crate::sys::now_ns;
+use crate::ws::Transport;
 
 /// Probes sent per barrier before giving up.
 const PROBE_ROUNDS: u64 = 5;
@@ -32,6 +34,7 @@ pub struct Swarm {
     addr: SocketAddr,
     login_timeout: Duration,
     payload: usize,
+    pub transport: Transport,
     /// Write halves by client index; a sender task borrows its own for a while.
     pub writers: Vec<Option<OwnedWriteHalf>>,
     readers: Vec<JoinHandle<RecvStats>>,
@@ -84,12 +87,13 @@ impl Tally {
 }
 
 impl Swarm {
-    pub fn new(sh: Arc<Shared>, addr: SocketAddr, login_timeout: Duration, payload: usize) -> Self {
+    pub fn new(sh: Arc<Shared>, addr: SocketAddr, c: &crate::args::Common) -> Self {
         Swarm {
             sh,
             addr,
-            login_timeout,
-            payload,
+            login_timeout: c.login_timeout(),
+            payload: c.payload,
+            transport: c.transport(),
             writers: Vec::new(),
             readers: Vec::new(),
             stop_tx: watch::channel(false).0,
@@ -136,26 +140,31 @@ impl Swarm {
                 .acquire_owned()
                 .await
                 .context("login semaphore closed")?;
-            let (sh, tx, addr) = (self.sh.clone(), tx.clone(), self.addr);
+            let (sh, tx, addr, tr) = (self.sh.clone(), tx.clone(), self.addr, self.transport);
             let (timeout, stop) = (self.login_timeout, self.stop_tx.subscribe());
             pending += 1;
             readers.push(tokio::spawn(async move {
                 let t = Instant::now();
                 let name = sh.name(idx);
-                let r = tokio::time::timeout(timeout, client::login(addr, &name))
+                let r = tokio::time::timeout(timeout, login::login(addr, &name, tr))
                     .await
                     .unwrap_or_else(|_| {
+                        let hint = if tr.is_ws() {
+                            ""
+                        } else {
+                            " (if -p is the server's web port, add --ws)"
+                        };
                         Err(LoginFail::Other(format!(
-                            "login as {name} timed out after {timeout:?}"
+                            "login as {name} timed out after {timeout:?}{hint}"
                         )))
                     });
                 drop(permit);
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 match r {
-                    Ok((stream, carry)) => {
-                        let (rd, wr) = stream.into_split();
+                    Ok(conn) => {
+                        let (rd, wr) = conn.stream.into_split();
                         let _ = tx.send((idx, Ok(wr), ms));
-                        client::read_loop(sh, idx, rd, carry, stop).await
+                        client::read_loop(sh, idx, rd, conn.carry, conn.dec, stop).await
                     }
                     Err(e) => {
                         let _ = tx.send((idx, Err(e), ms));
@@ -187,12 +196,14 @@ impl Swarm {
         })
     }
 
-    /// Writes `bytes` on client `idx`'s connection.
-    pub async fn write(&mut self, idx: usize, bytes: &[u8]) -> Result<()> {
+    /// Sends `line` (without its ending) as client `idx`, framed for the transport.
+    pub async fn write_line(&mut self, idx: usize, line: &[u8]) -> Result<()> {
         let w = self.writers[idx]
             .as_mut()
             .ok_or_else(|| anyhow!("client {idx} is busy sending"))?;
-        w.write_all(bytes)
+        let mut out = Vec::with_capacity(line.len() + 16);
+        self.transport.push_line(&mut out, line);
+        w.write_all(&out)
             .await
             .with_context(|| format!("writing as {}", self.sh.name(idx)))
     }
@@ -214,10 +225,9 @@ impl Swarm {
                 seq: self.probe_round,
                 sent_ns: now_ns(),
             };
-            let mut line = Vec::with_capacity(self.payload + 2);
+            let mut line = Vec::with_capacity(self.payload);
             marker::encode(&mut line, &m, self.payload);
-            line.extend_from_slice(b"\r\n");
-            self.write(0, &line)
+            self.write_line(0, &line)
                 .await
                 .context("sending the barrier probe")?;
             let deadline = Instant::now() + per_round;
@@ -263,7 +273,7 @@ pub async fn assemble(
     addr: SocketAddr,
     prog: &crate::progress::Progress,
 ) -> Result<(Swarm, crate::report::Login)> {
-    let mut swarm = Swarm::new(sh, addr, c.login_timeout(), c.payload);
+    let mut swarm = Swarm::new(sh, addr, c);
     let bar = prog.bar(c.clients as u64, "logins");
     let grown = swarm.grow(c.clients, c.concurrency, &bar).await;
     bar.finish_and_clear();

@@ -116,6 +116,7 @@ impl Report {
         let mut r = Rows::default();
         match self {
             Report::Fanout(f) => {
+                r.add("transport", f.transport.describe(&f.server));
                 login(&mut r, &f.login);
                 let pace = if f.rate > 0.0 {
                     format!("{} msg/s per sender", f.rate)
@@ -177,6 +178,7 @@ impl Report {
                 ))
             }
             Report::Rtt(t) => {
+                r.add("transport", t.transport.describe(&t.server));
                 login(&mut r, &t.login);
                 for s in &t.steps {
                     r.add(
@@ -227,6 +229,7 @@ impl Report {
                 ))
             }
             Report::Idle(i) => {
+                r.add("transport", i.transport.describe(&i.server));
                 login(&mut r, &i.login);
                 let kib = |m: &Option<ProcMem>| {
                     m.map_or("-".into(), |m| {

@@ -112,6 +112,7 @@ fn fanout_counts_every_delivery_exactly() {
     ]);
     let v = json(&out);
     assert_eq!(v["scenario"], "fanout");
+    assert_eq!(v["transport"], "tcp", "{v}");
     assert_exact_fanout(&v, 20, 3, 50);
     assert_eq!(u(&v["login"], "clients"), 20);
     assert!(u(&v["server_mem"], "rss_kib") > 0, "{v}");
