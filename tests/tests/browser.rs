@@ -619,6 +619,22 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
     bob.say("hello from my phone").await;
     carol.expect_line_eq("[bob] hello from my phone");
     alice.wait_line("msg", "hello from my phone").await;
+    bob.say("does the page follow dark mode by itself?").await;
+    alice.wait_line("msg", "follow dark mode by itself").await;
+    alice.say("yes, it follows the system setting").await;
+    bob.wait_line("msg", "it follows the system setting").await;
+    carol.send_line("notes from today: https://example.com/chat/notes");
+    // Links are clickable, and still text: the page makes an <a> with that address.
+    let link = alice
+        .wait_for(
+            "a link in carol's line",
+            Locator::XPath("//div[@id='log']//a[text()='https://example.com/chat/notes']"),
+        )
+        .await;
+    assert_eq!(
+        link.attr("href").await.expect("href").as_deref(),
+        Some("https://example.com/chat/notes")
+    );
     carol.send_line("/me waves at everyone");
     alice.wait_line("notice", "carol waves at everyone").await;
     bob.wait_line("notice", "carol waves at everyone").await;
@@ -636,6 +652,8 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
         Some("/msg bob ")
     );
     alice.type_enter("#input", "lunch at noon?").await;
+    // (Clicking the box moves the mouse off the list, for a clean screenshot.)
+    input.click().await.expect("click the message box");
     alice.wait_line("private", "lunch at noon?").await;
     bob.wait_line("private", "lunch at noon?").await;
     carol.send_line("see you both at noon, alice");
