@@ -695,6 +695,36 @@ async fn two_browsers_and_a_tcp_client_chat_in_one_room() {
         println!("updated {}", docs.join("web-chat.png").display());
     }
 
+    // The page's own /who and /rooms (after login) are answered quietly: not in the log.
+    let log = alice
+        .find("#log")
+        .await
+        .text()
+        .await
+        .expect("reading the log");
+    assert!(
+        !log.contains("users in lobby") && !log.contains("rooms: "),
+        "replies to the page's own commands showed up:\n{log}"
+    );
+
+    // Up and Down go through what was sent.
+    let input = alice.find("#input").await;
+    let value = || async { input.prop("value").await.expect("input value") };
+    let up = char::from(Key::Up).to_string();
+    let down = char::from(Key::Down).to_string();
+    input.send_keys("draft").await.expect("typing");
+    input.send_keys(&up).await.expect("Up");
+    assert_eq!(value().await.as_deref(), Some("/msg bob lunch at noon?"));
+    input.send_keys(&up).await.expect("Up");
+    assert_eq!(
+        value().await.as_deref(),
+        Some("yes, it follows the system setting")
+    );
+    input.send_keys(&down).await.expect("Down");
+    input.send_keys(&down).await.expect("Down");
+    assert_eq!(value().await.as_deref(), Some("draft"));
+    input.clear().await.expect("clearing the message box");
+
     // Clicking a room joins it; the panel follows.
     alice
         .find("#rooms button[data-room='dev']")
