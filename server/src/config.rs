@@ -1,8 +1,11 @@
 //! Command-line options (PROTOCOL.md section 8).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 
 /// A multi-threaded line-chat server for nc, telnet and chat-client.
 #[derive(Debug, Clone, Parser)]
@@ -64,6 +67,27 @@ pub struct Config {
     #[arg(long, help_heading = "Web")]
     pub no_metrics: bool,
 
+    /// Connections one address may hold at once, logged in or not; 0 turns the limit off.
+    #[arg(
+        long,
+        default_value_t = 10,
+        help_heading = "Abuse limits and operators"
+    )]
+    pub max_per_ip: u32,
+
+    /// Addresses exempt from --max-per-ip, whose --web-real-ip-header is believed (repeatable;
+    /// giving it replaces the default; "" trusts nobody) [default: 127.0.0.0/8 and ::1]
+    #[arg(long, value_name = "CIDR", value_parser = parse_net, help_heading = "Abuse limits and operators")]
+    pub trusted: Vec<Option<IpNet>>,
+
+    /// Header a trusted reverse proxy puts the user's address in (e.g. X-Forwarded-For).
+    #[arg(long, value_name = "NAME", help_heading = "Web")]
+    pub web_real_ip_header: Option<String>,
+
+    /// File holding the operator password (one line: an argon2 hash, or the password itself).
+    #[arg(long, value_name = "FILE", help_heading = "Abuse limits and operators")]
+    pub oper_password_file: Option<PathBuf>,
+
     /// Threads that write to client sockets [default: half the CPUs, at least 1, at most 4]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub writer_threads: Option<u32>,
@@ -71,9 +95,32 @@ pub struct Config {
 
 pub const DEFAULT_MAX_CLIENTS: u32 = 10_000;
 
+/// A CIDR block, or a single address (taken as /32 or /128); empty for none.
+fn parse_net(text: &str) -> Result<Option<IpNet>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(Some)
+        .map_err(|_| format!("not an address or CIDR block: {text}"))
+}
+
 impl Config {
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
+    }
+
+    /// `--trusted`, or its default: loopback.
+    pub fn trusted_nets(&self) -> Vec<IpNet> {
+        if self.trusted.is_empty() {
+            ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect()
+        } else {
+            self.trusted.iter().flatten().copied().collect()
+        }
     }
 
     pub fn keepalive(&self) -> Duration {

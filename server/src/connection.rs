@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use chat_common::{sanitize, wire, Frame};
 
-use crate::command::{self, Command, Input, HELP};
+use crate::commands::{self, Command, Input};
 use crate::flood::FloodGate;
 use crate::peer::Peer;
 use crate::shared::Shared;
 use crate::transport::socket::linger;
-use crate::transport::CloseReason;
+use crate::transport::{CloseReason, Framing};
 
 /// How long a closing connection may take to hand its last lines (the goodbye) to the kernel.
 pub const DRAIN_ON_CLOSE: Duration = Duration::from_secs(2);
@@ -209,7 +209,12 @@ impl Connection<'_> {
     fn login(&mut self, line: &str) {
         match self.shared.registry.login(self.peer, line) {
             Ok(name) => {
-                tracing::info!(peer = self.peer.id, %name, "logged in");
+                let addr = self.shared.registry.address_of(self.peer.id);
+                let via = match self.peer.framing() {
+                    Framing::Lines => "tcp",
+                    Framing::WebSocket => "ws",
+                };
+                tracing::info!(peer = self.peer.id, %name, addr = ?addr, via, "logged in");
                 self.phase = Phase::Chat {
                     gate: FloodGate::new(
                         self.shared.config.flood_burst,
@@ -225,7 +230,7 @@ impl Connection<'_> {
     }
 
     fn chat(&mut self, line: &str) -> Flow {
-        let input = command::parse(line);
+        let input = commands::parse(line);
         let exempt = matches!(input, Input::Blank | Input::Command(Command::Quit(_)));
         if let Phase::Chat { gate } = &mut self.phase {
             if !exempt && !gate.allow(Instant::now()) {
@@ -233,62 +238,14 @@ impl Connection<'_> {
                 return Flow::Continue;
             }
         }
-        let registry = &self.shared.registry;
         match input {
             Input::Blank => {}
-            Input::Message(text) => {
-                let text = sanitize(text);
-                let text = text.trim_end();
-                if !text.trim_start().is_empty() {
-                    registry.say(self.peer.id, text);
-                }
+            Input::Message(text) => commands::chat::message(self.shared, self.peer, text),
+            Input::Command(Command::Quit(reason)) => {
+                let reason = reason.map(|r| sanitize(r).trim().to_owned());
+                return Flow::Stop(End::Quit(reason.filter(|r| !r.is_empty())));
             }
-            Input::Command(command) => match command {
-                Command::Quit(reason) => {
-                    let reason = reason.map(|r| sanitize(r).trim().to_owned());
-                    return Flow::Stop(End::Quit(reason.filter(|r| !r.is_empty())));
-                }
-                Command::Who => registry.who(self.peer),
-                Command::Help => {
-                    for line in HELP {
-                        self.reply(&wire::notice(line));
-                    }
-                }
-                Command::Rooms => registry.rooms(self.peer),
-                Command::Me(action) => {
-                    let action = sanitize(action);
-                    match action.trim() {
-                        "" => self.reply(&wire::error("usage: /me ACTION")),
-                        action => registry.act(self.peer.id, action),
-                    }
-                }
-                Command::Msg { to, text } => {
-                    let text = sanitize(text);
-                    let text = text.trim();
-                    if text.is_empty() {
-                        self.reply(&wire::error("usage: /msg NAME TEXT"));
-                    } else if !registry.whisper(self.peer, to, text) {
-                        self.reply(&wire::error(&format!("no such user: {}", sanitize(to))));
-                    }
-                }
-                Command::Nick(new) => match registry.rename(self.peer.id, new) {
-                    Ok(()) => tracing::info!(peer = self.peer.id, name = %new, "renamed"),
-                    Err(refusal) => self.reply(&wire::error(&refusal.to_string())),
-                },
-                Command::Join(room) => match chat_common::validate_room(room) {
-                    Ok(room) => {
-                        if let Err(refusal) = registry.join(self.peer, room) {
-                            self.reply(&wire::error(&refusal));
-                        }
-                    }
-                    Err(e) => self.reply(&wire::error(&format!("invalid room name: {e}"))),
-                },
-                Command::Usage(usage) => self.reply(&wire::error(&format!("usage: {usage}"))),
-                Command::Unknown(word) => self.reply(&wire::error(&format!(
-                    "unknown command: {} (try /help)",
-                    sanitize(word)
-                ))),
-            },
+            Input::Command(command) => commands::chat::execute(self.shared, self.peer, command),
         }
         Flow::Continue
     }

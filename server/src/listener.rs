@@ -70,7 +70,7 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
                 drop(reserve.take());
                 if let Ok((stream, addr)) = listener.accept() {
                     tracing::warn!(%addr, via = port.name(), "refused: out of file descriptors");
-                    refuse(&Socket::from(stream), port, "server full");
+                    refuse(&Socket::from(stream), port, AdmitError::Full);
                 }
                 reserve = File::open("/dev/null").ok();
                 continue;
@@ -99,17 +99,15 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             shared.config.outbuf_limit as usize,
             shared.flushers.for_peer(id),
         ));
-        match shared.registry.admit(&peer) {
-            Ok(()) => {}
-            Err(AdmitError::Full) => {
-                tracing::warn!(%addr, via = port.name(), "refused: server full");
-                refuse(peer.socket(), port, "server full");
-                continue;
+        if let Err(refusal) = shared
+            .registry
+            .admit(&peer, shared.access.admission(addr.ip()))
+        {
+            if refusal != AdmitError::ShuttingDown {
+                tracing::warn!(%addr, via = port.name(), reason = refusal.reason(), "refused");
             }
-            Err(AdmitError::ShuttingDown) => {
-                refuse(peer.socket(), port, "server shutting down");
-                continue;
-            }
+            refuse(peer.socket(), port, refusal);
+            continue;
         }
         tracing::info!(peer = id, %addr, via = port.name(), "connected");
         let for_thread = Arc::clone(shared);
@@ -124,7 +122,7 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
         if let Err(e) = spawned {
             tracing::error!(%addr, error = %e, "cannot start a connection thread");
             shared.registry.remove_connection(peer.id);
-            refuse(peer.socket(), port, "server full");
+            refuse(peer.socket(), port, AdmitError::Full);
         }
     }
 }
@@ -146,18 +144,28 @@ fn configure(socket: &Socket, keepalive_secs: u64) -> io::Result<()> {
 }
 
 /// Tells a connection why it cannot stay, without waiting on it, and closes it: a `! ` line on
-/// the line port, a `503` carrying the same line on the web port.
-fn refuse(socket: &Socket, port: Port, reason: &str) {
-    let line = format!("{}{}", wire::error(reason), wire::LINE_END);
+/// the line port, an HTTP error carrying the same line on the web port.
+pub fn refuse(socket: &Socket, port: Port, refusal: AdmitError) {
+    let line = format!("{}{}", wire::error(refusal.reason()), wire::LINE_END);
     let bytes = match port {
         Port::Line => line.into_bytes(),
-        Port::Web => format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{line}",
-            line.len()
-        )
-        .into_bytes(),
+        Port::Web => http_refusal(refusal, &line),
     };
     let _ = socket.send_with_flags(&bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     let _ = socket.shutdown(std::net::Shutdown::Write);
+}
+
+/// The HTTP answer to a refused web connection, with the `! ` line as its body.
+pub fn http_refusal(refusal: AdmitError, line: &str) -> Vec<u8> {
+    let status = match refusal {
+        AdmitError::Full | AdmitError::ShuttingDown => "503 Service Unavailable",
+        AdmitError::Banned => "403 Forbidden",
+        AdmitError::TooManyFromAddress => "429 Too Many Requests",
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{line}",
+        line.len()
+    )
+    .into_bytes()
 }

@@ -1,7 +1,8 @@
 //! `chat-server`: a multi-threaded line-chat server, over raw TCP and from the browser. See PROTOCOL.md for the wire
 //! contract and the README for how to run it.
 
-mod command;
+mod access;
+mod commands;
 mod config;
 mod connection;
 mod flood;

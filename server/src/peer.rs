@@ -215,6 +215,20 @@ impl Peer {
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 
+    /// Tells the client why it must go (`line`, then the framing's close), and ends its input,
+    /// so its reader thread sends what is queued and closes as after any end of input.
+    pub fn dismiss(self: &Arc<Self>, line: &str, reason: CloseReason) {
+        let _ = self.send_line(line);
+        self.close_after_output(reason);
+    }
+
+    /// Queues the framing's close and ends the client's input: the reader thread then sends
+    /// what is queued and closes, as after any end of input.
+    pub fn close_after_output(self: &Arc<Self>, reason: CloseReason) {
+        self.send_close(reason);
+        let _ = self.socket.shutdown(Shutdown::Read);
+    }
+
     /// Drops the connection at once (too slow): what is queued is discarded. Where the framing
     /// has a close message and no frame is half sent, the close is tried once without waiting.
     pub fn abort(&self, reason: CloseReason) {

@@ -16,6 +16,7 @@ use chat_common::wire;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::access::Access;
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::flusher::Flushers;
 use crate::listener::{accept_loop, bind, Port};
@@ -39,7 +40,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .map(|port| bind(&config.host, port).context("web port"))
         .transpose()?;
 
+    let access = Access::from_config(&config)?;
     let shared = Arc::new(Shared {
+        access,
         registry: Registry::new(max_clients as usize),
         flushers: Flushers::start(config.writer_threads())?,
         config,
@@ -67,11 +70,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot start the web port's thread")?;
         tracing::info!(%web_addr, "web page and WebSocket listening");
     }
+    // One write, so a reader that takes the first line and closes the pipe cannot make the
+    // second fail.
     let mut stdout = io::stdout().lock();
-    for line in &ready {
-        writeln!(stdout, "{line}").context("cannot write to standard output")?;
-    }
-    stdout.flush().context("cannot write to standard output")?;
+    let text: String = ready.iter().map(|line| format!("{line}\n")).collect();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to standard output")?;
     drop(stdout);
     tracing::info!(%line_addr, max_clients, "listening");
 

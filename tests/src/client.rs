@@ -40,6 +40,12 @@ impl Client {
         Client::from_stream(stream)
     }
 
+    /// Connects from a given local address (any of 127.0.0.0/8 works on Linux), so a test can
+    /// play several hosts.
+    pub fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        Client::from_stream(stream_from(addr, local))
+    }
+
     /// Connects with a small receive buffer (set before connecting, so the window stays small):
     /// a client that stops reading fills its kernel buffers quickly.
     pub fn connect_with_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> Client {
@@ -55,7 +61,7 @@ impl Client {
         Client::from_stream(socket.into())
     }
 
-    fn from_stream(stream: TcpStream) -> Client {
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).expect("TCP_NODELAY");
         stream.set_write_timeout(Some(T)).expect("write timeout");
         let label = match stream.local_addr() {
@@ -295,4 +301,18 @@ pub fn is_word_prefix(line: &str, prefix: &str) -> bool {
             .is_some_and(|c| c.is_alphanumeric() || c == '_'),
         None => false,
     }
+}
+
+/// A TCP connection to `addr` from the local address `local`.
+pub fn stream_from(addr: SocketAddr, local: std::net::IpAddr) -> TcpStream {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .expect("creating a TCP socket");
+    socket
+        .bind(&SockAddr::from(SocketAddr::new(local, 0)))
+        .unwrap_or_else(|e| panic!("binding to {local}: {e}"));
+    socket
+        .connect_timeout(&SockAddr::from(addr), T)
+        .unwrap_or_else(|e| panic!("connecting to {addr} from {local}: {e}"));
+    socket.into()
 }

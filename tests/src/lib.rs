@@ -19,7 +19,7 @@ pub mod web;
 use std::time::Duration;
 
 pub use binary::{binary, server_binary};
-pub use client::{is_word_prefix, Client, End};
+pub use client::{is_word_prefix, stream_from, Client, End};
 pub use server::Server;
 pub use text::{parse_rooms, parse_who, show, Who};
 pub use web::{http_raw, http_request, HttpResponse, WsClient, WsEnd};

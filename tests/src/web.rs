@@ -41,15 +41,31 @@ impl WsClient {
         path: &str,
         origin: Option<&str>,
     ) -> Result<WsClient, Error> {
-        let stream = TcpStream::connect(addr).expect("tcp connect to the web port");
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        Self::try_connect_with(addr, path, &headers, None)
+    }
+
+    /// Connects to `ws://ADDR{path}` with extra request headers, from `local` if given.
+    pub fn try_connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        local: Option<std::net::IpAddr>,
+    ) -> Result<WsClient, Error> {
+        let stream = match local {
+            Some(local) => crate::client::stream_from(addr, local),
+            None => TcpStream::connect(addr).expect("tcp connect to the web port"),
+        };
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("read timeout");
         let mut request = format!("ws://{addr}{path}").into_client_request()?;
-        if let Some(origin) = origin {
+        for (name, value) in headers {
+            let name =
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
             request
                 .headers_mut()
-                .insert("Origin", HeaderValue::from_str(origin).expect("origin"));
+                .insert(name, HeaderValue::from_str(value).expect("header value"));
         }
         let (ws, _) = tungstenite::client(request, stream).map_err(|e| match e {
             tungstenite::HandshakeError::Failure(e) => e,

@@ -167,10 +167,9 @@ fn expect_server_full(c: &mut Client) {
 #[test]
 fn server_full_refuses_without_prompt_and_frees_the_slot_on_leave() {
     let s = Server::start(&["--max-clients", "2"]);
-    let mut alice = s.login("alice");
-    // A connection counts even before it logs in.
-    let mut pending = s.connect();
-    pending.expect_prompt();
+    // Every slot holds a logged-in user, so there is no connection to displace (see
+    // abuse.rs for a server full of connections that never log in).
+    let [mut alice, mut bob] = s.users(["alice", "bob"]);
 
     let mut third = s.connect();
     expect_server_full(&mut third);
@@ -180,7 +179,8 @@ fn server_full_refuses_without_prompt_and_frees_the_slot_on_leave() {
     // The refused ones were not users: alice heard nothing.
     assert_eq!(alice.sync(), Vec::<String>::new());
 
-    drop(pending);
+    bob.send_line("/quit");
+    alice.expect_next("* bob left");
     let mut carol = s.connect_until_prompt();
     carol.send_line("carol");
     let welcome = carol.next_line();

@@ -1,10 +1,14 @@
-//! What a logged-in user's line means: a message, a command, or nothing.
+//! What a logged-in user's line means: a message, a command, or nothing; and carrying commands
+//! out, one file per group ([`chat`] for everyone's, [`oper`] for operators').
 //!
 //! Parsing works on the raw line so names can be checked as typed (a name with a control
 //! character is refused, not cleaned); free text is sanitised when it is relayed.
 
+pub mod chat;
+pub mod oper;
+
 /// One line from a logged-in user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input<'a> {
     /// Blank (after trimming): ignored.
     Blank,
@@ -13,7 +17,7 @@ pub enum Input<'a> {
     Command(Command<'a>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command<'a> {
     Quit(Option<&'a str>),
     Who,
@@ -26,6 +30,22 @@ pub enum Command<'a> {
     Nick(&'a str),
     Join(&'a str),
     Rooms,
+    Oper(&'a str),
+    Kick {
+        name: &'a str,
+        reason: Option<&'a str>,
+    },
+    Ban {
+        target: &'a str,
+        minutes: Option<f64>,
+    },
+    Unban(&'a str),
+    Bans,
+    Mute {
+        name: &'a str,
+        minutes: Option<f64>,
+    },
+    Unmute(&'a str),
     /// A known command without the argument it needs; holds the usage text.
     Usage(&'static str),
     /// An unknown command word, such as `/x`.
@@ -45,6 +65,18 @@ pub const HELP: &[&str] = &[
     "/join ROOM          move to another room (created on first join)",
     "/rooms              list the rooms and how many are in each",
     "//text              send a message that starts with /",
+    "/oper PASSWORD      become an operator",
+];
+
+/// More `/help` for operators.
+pub const OPER_HELP: &[&str] = &[
+    "operator commands:",
+    "/kick NAME [reason]      disconnect a user",
+    "/ban NAME|ADDR [minutes] disconnect and keep out an address (minutes: until then)",
+    "/unban NAME|ADDR         lift a ban",
+    "/bans                    list the bans in force",
+    "/mute NAME [minutes]     nobody hears the user's messages",
+    "/unmute NAME             lift a mute",
 ];
 
 pub fn parse(line: &str) -> Input<'_> {
@@ -78,9 +110,51 @@ pub fn parse(line: &str) -> Input<'_> {
             },
             _ => Command::Usage("/msg NAME TEXT"),
         },
+        "/oper" => arg.map_or(Command::Usage("/oper PASSWORD"), Command::Oper),
+        "/kick" => match split_word(rest) {
+            Some((name, reason)) => Command::Kick { name, reason },
+            None => Command::Usage("/kick NAME [reason]"),
+        },
+        "/ban" => match split_word(rest).map(|(t, m)| (t, minutes(m))) {
+            Some((target, Ok(minutes))) => Command::Ban { target, minutes },
+            _ => Command::Usage("/ban NAME|ADDR [minutes]"),
+        },
+        "/unban" => arg.map_or(Command::Usage("/unban NAME|ADDR"), Command::Unban),
+        "/bans" => Command::Bans,
+        "/mute" => match split_word(rest).map(|(n, m)| (n, minutes(m))) {
+            Some((name, Ok(minutes))) => Command::Mute { name, minutes },
+            _ => Command::Usage("/mute NAME [minutes]"),
+        },
+        "/unmute" => arg.map_or(Command::Usage("/unmute NAME"), Command::Unmute),
         _ => Command::Unknown(word),
     };
     Input::Command(command)
+}
+
+/// The first word and what follows it (none if empty).
+fn split_word(text: &str) -> Option<(&str, Option<&str>)> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match text.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, Some(rest.trim()).filter(|r| !r.is_empty())),
+        None => (text, None),
+    })
+}
+
+/// The longest timed ban or mute: a year. Longer is "until lifted".
+const MAX_MINUTES: f64 = 366.0 * 24.0 * 60.0;
+
+/// An optional number of minutes, more than 0 (`1.5` is 90 seconds).
+fn minutes(text: Option<&str>) -> Result<Option<f64>, ()> {
+    match text {
+        None => Ok(None),
+        Some(text) => match text.parse::<f64>() {
+            Ok(m) if m > 0.0 && m <= MAX_MINUTES => Ok(Some(m)),
+            _ => Err(()),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +205,69 @@ mod tests {
         );
         assert_eq!(parse("/nick"), Input::Command(Command::Usage("/nick NEW")));
         assert_eq!(parse("/join"), Input::Command(Command::Usage("/join ROOM")));
+    }
+
+    #[test]
+    fn operator_commands() {
+        assert_eq!(
+            parse("/oper s3cret"),
+            Input::Command(Command::Oper("s3cret"))
+        );
+        assert_eq!(
+            parse("/kick bob  spamming links"),
+            Input::Command(Command::Kick {
+                name: "bob",
+                reason: Some("spamming links")
+            })
+        );
+        assert_eq!(
+            parse("/kick bob"),
+            Input::Command(Command::Kick {
+                name: "bob",
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("/ban 10.0.0.1 30"),
+            Input::Command(Command::Ban {
+                target: "10.0.0.1",
+                minutes: Some(30.0)
+            })
+        );
+        assert_eq!(
+            parse("/ban bob"),
+            Input::Command(Command::Ban {
+                target: "bob",
+                minutes: None
+            })
+        );
+        for bad in [
+            "/ban bob soon",
+            "/ban bob 0",
+            "/ban",
+            "/mute bob -1",
+            "/mute bob NaN",
+            "/ban x 1e12",
+        ] {
+            assert!(
+                matches!(parse(bad), Input::Command(Command::Usage(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse("/mute bob 5"),
+            Input::Command(Command::Mute {
+                name: "bob",
+                minutes: Some(5.0)
+            })
+        );
+        assert_eq!(parse("/unmute bob"), Input::Command(Command::Unmute("bob")));
+        assert_eq!(parse("/unban bob"), Input::Command(Command::Unban("bob")));
+        assert_eq!(parse("/bans"), Input::Command(Command::Bans));
+        assert_eq!(
+            parse("/kick"),
+            Input::Command(Command::Usage("/kick NAME [reason]"))
+        );
     }
 
     #[test]

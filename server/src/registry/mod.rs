@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chat_common::{key, wire, NameError};
 use indexmap::IndexMap;
@@ -17,8 +18,13 @@ use parking_lot::Mutex;
 
 use crate::peer::{Peer, PeerId};
 
+mod admission;
 mod listing;
+mod moderation;
 mod state;
+
+pub use admission::{Admission, AdmitError};
+pub use moderation::{Muted, Target};
 
 use listing::{list_lines, plural};
 use state::{bump, Room, Session, State};
@@ -33,6 +39,8 @@ pub enum LoginError {
     Taken(String),
     /// `/nick` to the name the user already has.
     Same(String),
+    /// The connection is being closed.
+    Closed,
 }
 
 impl std::fmt::Display for LoginError {
@@ -41,15 +49,9 @@ impl std::fmt::Display for LoginError {
             Self::Invalid(e) => write!(f, "{e}"),
             Self::Taken(name) => write!(f, "the name {name} is taken"),
             Self::Same(name) => write!(f, "you are already called {name}"),
+            Self::Closed => write!(f, "connection closing"),
         }
     }
-}
-
-/// The connection could not be admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdmitError {
-    Full,
-    ShuttingDown,
 }
 
 pub struct Registry {
@@ -99,24 +101,6 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn admit(&self, peer: &Arc<Peer>) -> Result<(), AdmitError> {
-        let mut state = self.state.lock();
-        if state.shutting_down {
-            return Err(AdmitError::ShuttingDown);
-        }
-        if state.connections.len() >= self.max_clients {
-            return Err(AdmitError::Full);
-        }
-        state.connections.insert(peer.id, Arc::clone(peer));
-        bump(&state.stats.connections_total, 1);
-        Ok(())
-    }
-
-    /// Forgets a connection. A logged-in user should have left first (see [`Registry::leave`]).
-    pub fn remove_connection(&self, id: PeerId) {
-        self.state.lock().connections.remove(&id);
-    }
-
     /// Logs a connection in under `name` in the lobby. The welcome line goes to the user and
     /// `* NAME joined` to the lobby, in one step, so nothing said in the room can come between.
     pub fn login(&self, peer: &Arc<Peer>, raw_name: &str) -> Result<String, LoginError> {
@@ -129,6 +113,10 @@ impl Registry {
                     return Err(refusal);
                 }
             };
+            if !state.connections.contains_key(&peer.id) {
+                // Displaced or dismissed while the name was on its way.
+                return Err(LoginError::Closed);
+            }
             let name_key = key(name);
             if state.names.contains_key(&name_key) {
                 bump(&state.stats.logins_refused, 1);
@@ -141,8 +129,10 @@ impl Registry {
                 Session {
                     name: name.to_owned(),
                     room: LOBBY.to_owned(),
+                    oper: false,
                 },
             );
+            state.pre_login.remove(&peer.id);
             let others = state.rooms.get(LOBBY).map_or(0, |room| room.members.len());
             let welcome = wire::notice(&format!(
                 "welcome, {name}! you are in {LOBBY} with {} {}; /help lists the commands",
@@ -167,27 +157,35 @@ impl Registry {
     }
 
     /// A line from `id` to everyone else in its room.
-    pub fn say(&self, id: PeerId, text: &str) {
+    pub fn say(&self, id: PeerId, text: &str) -> Result<(), Muted> {
         self.with_state(|state, evicted| {
             if let Some(session) = state.sessions.get(&id) {
+                if state.muted(&session.name, Instant::now()) {
+                    return Err(Muted);
+                }
                 let line = wire::message(&session.name, text);
                 let room = session.room.clone();
                 bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, Some(id), evicted);
             }
-        });
+            Ok(())
+        })
     }
 
     /// `/me`: `* NAME action` to the whole room, sender included.
-    pub fn act(&self, id: PeerId, action: &str) {
+    pub fn act(&self, id: PeerId, action: &str) -> Result<(), Muted> {
         self.with_state(|state, evicted| {
             if let Some(session) = state.sessions.get(&id) {
+                if state.muted(&session.name, Instant::now()) {
+                    return Err(Muted);
+                }
                 let line = wire::notice(&format!("{} {action}", session.name));
                 let room = session.room.clone();
                 bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, None, evicted);
             }
-        });
+            Ok(())
+        })
     }
 
     /// `/msg`: returns false when no user has that name.
@@ -234,6 +232,10 @@ impl Registry {
                 _ => {}
             }
             state.names.remove(&key(&old));
+            // A mute follows the user to the new name.
+            if let Some(until) = state.mutes.remove(&key(&old)) {
+                state.mutes.insert(new_key.clone(), until);
+            }
             state.names.insert(new_key, id);
             if let Some(session) = state.sessions.get_mut(&id) {
                 session.name = new.to_owned();

@@ -2,8 +2,10 @@
 //! fan-out to a room, and settling evictions.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chat_common::{key, wire};
 use indexmap::IndexMap;
@@ -14,6 +16,23 @@ use crate::peer::{Peer, PeerId};
 pub(super) struct Session {
     pub(super) name: String,
     pub(super) room: String,
+    /// Gave the operator password (`/oper`).
+    pub(super) oper: bool,
+}
+
+/// An address that may not connect, until `until` (none: until unbanned).
+pub(super) struct Ban {
+    pub(super) ip: IpAddr,
+    /// The user it was set on, if it was set by name.
+    pub(super) name: Option<String>,
+    pub(super) until: Option<Instant>,
+    pub(super) by: String,
+}
+
+impl Ban {
+    pub(super) fn active(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
 }
 
 pub(super) struct Room {
@@ -31,6 +50,16 @@ pub(super) struct State {
     pub(super) rooms: HashMap<String, Room>,
     pub(super) shutting_down: bool,
     pub(super) stats: Stats,
+    /// The address each connection counts against (behind a proxy, the user's).
+    pub(super) conn_ips: HashMap<PeerId, IpAddr>,
+    /// Connections held per address.
+    pub(super) per_ip: HashMap<IpAddr, u32>,
+    /// Connections that have not logged in, oldest (lowest id) first: the ones a full server
+    /// displaces.
+    pub(super) pre_login: BTreeSet<PeerId>,
+    pub(super) bans: Vec<Ban>,
+    /// Muted name keys, until when (none: until unmuted).
+    pub(super) mutes: HashMap<String, Option<Instant>>,
 }
 
 /// Counters for `/metrics`, kept under the registry lock (cells, so counting needs no `&mut`).
@@ -49,6 +78,33 @@ pub(super) fn bump(counter: &Cell<u64>, by: u64) {
 }
 
 impl State {
+    pub(super) fn banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.bans.iter().any(|ban| ban.ip == ip && ban.active(now))
+    }
+
+    pub(super) fn muted(&self, name: &str, now: Instant) -> bool {
+        self.mutes
+            .get(&key(name))
+            .is_some_and(|until| until.is_none_or(|until| now < until))
+    }
+
+    pub(super) fn count_ip(&mut self, id: PeerId, ip: IpAddr) {
+        self.conn_ips.insert(id, ip);
+        *self.per_ip.entry(ip).or_default() += 1;
+    }
+
+    pub(super) fn uncount_ip(&mut self, id: PeerId) {
+        let Some(ip) = self.conn_ips.remove(&id) else {
+            return;
+        };
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
     pub(super) fn room_display(&self, room_key: &str) -> String {
         self.rooms
             .get(room_key)
@@ -116,6 +172,14 @@ impl State {
         bump(&self.stats.lines_delivered, delivered);
     }
 
+    /// Logs a user out: frees its name and takes it out of its room, telling nobody.
+    pub(super) fn end_session(&mut self, id: PeerId) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
+        self.names.remove(&key(&session.name));
+        self.leave_room(&session.room, id);
+        Some(session)
+    }
+
     /// Logs a user out and tells its room `* NAME left`, with the reason in brackets.
     pub(super) fn depart(
         &mut self,
@@ -123,9 +187,7 @@ impl State {
         reason: Option<&str>,
         evicted: &mut Evicted,
     ) -> Option<String> {
-        let session = self.sessions.remove(&id)?;
-        self.names.remove(&key(&session.name));
-        self.leave_room(&session.room, id);
+        let session = self.end_session(id)?;
         let line = match reason {
             Some(reason) => wire::notice(&format!("{} left ({reason})", session.name)),
             None => wire::notice(&format!("{} left", session.name)),

@@ -16,6 +16,7 @@ use std::time::Instant;
 use tungstenite::handshake::derive_accept_key;
 
 use crate::connection::{self, Cleanup};
+use crate::listener::http_refusal;
 use crate::peer::Peer;
 use crate::shared::Shared;
 use crate::transport::socket::linger;
@@ -39,6 +40,27 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
         Err(HeadError::Malformed) => return respond(&peer, Response::text(400, "bad request")),
         Err(HeadError::Gone) => return,
     };
+    if let Some(header) = shared.access.real_ip_header() {
+        let real = shared
+            .access
+            .real_ip(peer.addr.ip(), request.header(header));
+        if real != peer.addr.ip() {
+            if let Err(refusal) = shared
+                .registry
+                .readdress(peer.id, shared.access.admission(real))
+            {
+                tracing::warn!(peer = peer.id, addr = %peer.addr, %real, reason = refusal.reason(), "refused");
+                let line = format!(
+                    "{}{}",
+                    chat_common::wire::error(refusal.reason()),
+                    chat_common::wire::LINE_END
+                );
+                let _ = peer.send(&http_refusal(refusal, &line));
+                return finish_response(&peer);
+            }
+            tracing::info!(peer = peer.id, addr = %peer.addr, %real, "address from {header}");
+        }
+    }
     match route(&shared, &request) {
         Route::Respond(response) => {
             tracing::debug!(peer = peer.id, addr = %peer.addr, method = %request.method, path = %request.path, status = response.status(), "http");
@@ -135,6 +157,10 @@ fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool 
 /// Sends one response, then closes as the line port does.
 fn respond(peer: &Arc<Peer>, response: Response) {
     let _ = peer.send(&response.to_bytes());
+    finish_response(peer);
+}
+
+fn finish_response(peer: &Arc<Peer>) {
     peer.wait_drained(Instant::now() + connection::DRAIN_ON_CLOSE);
     linger(peer.socket());
 }
