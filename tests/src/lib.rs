@@ -14,6 +14,7 @@ mod client;
 pub mod client_harness;
 mod server;
 mod text;
+pub mod tls;
 pub mod web;
 
 use std::time::Duration;

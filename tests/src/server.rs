@@ -22,6 +22,8 @@ pub struct Server {
     stderr_path: PathBuf,
     /// The web port, from the `web on HOST:PORT` line (none with `--no-web`).
     web_addr: Option<SocketAddr>,
+    /// The TLS line port, from the `tls on HOST:PORT` line (with `--tls-cert`).
+    tls_addr: Option<SocketAddr>,
     /// Reads whatever the server writes to stdout after its ready lines.
     stdout_rest: Option<JoinHandle<Vec<u8>>>,
 }
@@ -34,9 +36,11 @@ fn new_log_path(tag: &str) -> PathBuf {
 
 impl Server {
     /// Starts `chat-server --host 127.0.0.1 --port 0 EXTRA...` and waits for its
-    /// `listening on HOST:PORT` line, and its `web on HOST:PORT` line unless `--no-web`.
+    /// `listening on HOST:PORT` line, its `web on HOST:PORT` line unless `--no-web`, and its
+    /// `tls on HOST:PORT` line with `--tls-cert`.
     pub fn start(extra_args: &[&str]) -> Server {
         let web = !extra_args.contains(&"--no-web");
+        let tls = extra_args.contains(&"--tls-cert");
         let stderr_path = new_log_path("server");
         let stderr = File::create(&stderr_path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", stderr_path.display()));
@@ -50,7 +54,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", server_binary().display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
-        let ready_lines = 1 + usize::from(web);
+        let ready_lines = 1 + usize::from(web) + usize::from(tls);
         let stdout_rest = std::thread::spawn(move || read_stdout(stdout, ready_lines, tx));
         let first = rx.recv_timeout(T);
         let mut server = Server {
@@ -58,6 +62,7 @@ impl Server {
             // Replaced below once the line is parsed.
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             web_addr: None,
+            tls_addr: None,
             exited: None,
             stderr_path,
             stdout_rest: Some(stdout_rest),
@@ -83,6 +88,9 @@ impl Server {
                 if web {
                     server.web_addr = Some(server.read_ready_line(&rx, "web on "));
                 }
+                if tls {
+                    server.tls_addr = Some(server.read_ready_line(&rx, "tls on "));
+                }
                 server
             }
             _ => panic!(
@@ -100,6 +108,11 @@ impl Server {
     /// The web port's address; panics if the server was started with `--no-web`.
     pub fn web_addr(&self) -> SocketAddr {
         self.web_addr.expect("the server was started with --no-web")
+    }
+
+    /// The TLS line port's address; panics if the server was started without `--tls-cert`.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr.expect("the server was started without --tls-cert")
     }
 
     /// Reads the next ready line, `PREFIX127.0.0.1:PORT`, with a real port.
