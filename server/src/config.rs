@@ -67,6 +67,18 @@ pub struct Config {
     #[arg(long, help_heading = "Web")]
     pub no_metrics: bool,
 
+    /// Certificate chain (PEM) for TLS on --tls-port and HTTPS/WSS on the web port.
+    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Port of the line protocol over TLS [default: 9443; 0 with --port 0]
+    #[arg(long, help_heading = "TLS")]
+    pub tls_port: Option<u16>,
+
     /// Connections one address may hold at once, logged in or not; 0 turns the limit off.
     #[arg(
         long,
@@ -141,6 +153,16 @@ impl Config {
                 )
             }),
         }
+    }
+
+    /// The TLS port to listen on, or None without a certificate.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_cert.as_ref()?;
+        Some(match (self.tls_port, self.port) {
+            (Some(port), _) => port,
+            (None, 0) => 0,
+            (None, _) => 9443,
+        })
     }
 
     pub fn partial_flush(&self) -> Option<Duration> {

@@ -210,9 +210,11 @@ impl Connection<'_> {
         match self.shared.registry.login(self.peer, line) {
             Ok(name) => {
                 let addr = self.shared.registry.address_of(self.peer.id);
-                let via = match self.peer.framing() {
-                    Framing::Lines => "tcp",
-                    Framing::WebSocket => "ws",
+                let via = match (self.peer.framing(), self.peer.tls().is_some()) {
+                    (Framing::Lines, false) => "tcp",
+                    (Framing::Lines, true) => "tls",
+                    (Framing::WebSocket, false) => "ws",
+                    (Framing::WebSocket, true) => "wss",
                 };
                 tracing::info!(peer = self.peer.id, %name, addr = ?addr, via, "logged in");
                 self.phase = Phase::Chat {

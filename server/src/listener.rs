@@ -15,6 +15,8 @@ use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 use crate::peer::Peer;
 use crate::registry::AdmitError;
 use crate::shared::Shared;
+use crate::transport::tls::TlsPort;
+use rustls::ServerConnection;
 
 /// Reader threads only parse lines and queue output; this is ample and keeps 10,000 of them
 /// cheap (only the pages a thread touches count against memory).
@@ -26,7 +28,9 @@ const LISTEN_BACKLOG: i32 = 4096;
 pub enum Port {
     /// The line protocol over raw TCP.
     Line,
-    /// HTTP: the page, `/metrics`, WebSocket.
+    /// The line protocol over TLS.
+    Tls,
+    /// HTTP (HTTPS when TLS is on): the page, `/metrics`, WebSocket.
     Web,
 }
 
@@ -34,8 +38,19 @@ impl Port {
     fn name(self) -> &'static str {
         match self {
             Port::Line => "tcp",
+            Port::Tls => "tls",
             Port::Web => "web",
         }
+    }
+
+    /// The TLS session a new connection on this port starts with, if any.
+    fn tls_session(self, shared: &Shared) -> Result<Option<ServerConnection>, rustls::Error> {
+        let port = match self {
+            Port::Line => return Ok(None),
+            Port::Tls => TlsPort::Line,
+            Port::Web => TlsPort::Web,
+        };
+        shared.tls.as_ref().map(|tls| tls.session(port)).transpose()
     }
 }
 
@@ -92,12 +107,21 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
         if let Err(e) = configure(&socket, shared.config.keepalive_secs) {
             tracing::debug!(%addr, error = %e, "cannot configure a new connection");
         }
+        let session = match port.tls_session(shared) {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot start a TLS session");
+                continue;
+            }
+        };
+        let encrypted = session.is_some();
         let peer = Arc::new(Peer::new(
             id,
             socket,
             addr,
             shared.config.outbuf_limit as usize,
             shared.flushers.for_peer(id),
+            session,
         ));
         if let Err(refusal) = shared
             .registry
@@ -106,7 +130,10 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             if refusal != AdmitError::ShuttingDown {
                 tracing::warn!(%addr, via = port.name(), reason = refusal.reason(), "refused");
             }
-            refuse(peer.socket(), port, refusal);
+            // Under TLS nothing can be said before a handshake: the connection just closes.
+            if !encrypted {
+                refuse(peer.socket(), port, refusal);
+            }
             continue;
         }
         tracing::info!(peer = id, %addr, via = port.name(), "connected");
@@ -116,13 +143,15 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             .name(format!("conn-{id}"))
             .stack_size(READER_STACK)
             .spawn(move || match port {
-                Port::Line => crate::transport::tcp::serve(for_thread, for_peer),
+                Port::Line | Port::Tls => crate::transport::tcp::serve(for_thread, for_peer),
                 Port::Web => crate::web::serve(for_thread, for_peer),
             });
         if let Err(e) = spawned {
             tracing::error!(%addr, error = %e, "cannot start a connection thread");
             shared.registry.remove_connection(peer.id);
-            refuse(peer.socket(), port, AdmitError::Full);
+            if !encrypted {
+                refuse(peer.socket(), port, AdmitError::Full);
+            }
         }
     }
 }
@@ -148,7 +177,7 @@ fn configure(socket: &Socket, keepalive_secs: u64) -> io::Result<()> {
 pub fn refuse(socket: &Socket, port: Port, refusal: AdmitError) {
     let line = format!("{}{}", wire::error(refusal.reason()), wire::LINE_END);
     let bytes = match port {
-        Port::Line => line.into_bytes(),
+        Port::Line | Port::Tls => line.into_bytes(),
         Port::Web => http_refusal(refusal, &line),
     };
     let _ = socket.send_with_flags(&bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);

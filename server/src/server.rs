@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chat_common::wire;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::access::Access;
@@ -22,6 +22,7 @@ use crate::flusher::Flushers;
 use crate::listener::{accept_loop, bind, Port};
 use crate::registry::Registry;
 use crate::shared::Shared;
+use crate::transport::tls::TlsSettings;
 use crate::{housekeeping, limits};
 
 /// Time given to clients to receive the shutdown notice before the process exits.
@@ -39,18 +40,28 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let web_listener = web_port
         .map(|port| bind(&config.host, port).context("web port"))
         .transpose()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings::load(cert, key)?),
+        _ => None,
+    };
+    let tls_listener = config
+        .tls_port()
+        .map(|port| bind(&config.host, port).context("TLS port"))
+        .transpose()?;
 
     let access = Access::from_config(&config)?;
     let shared = Arc::new(Shared {
         access,
         registry: Registry::new(max_clients as usize),
         flushers: Flushers::start(config.writer_threads())?,
+        tls,
         config,
     });
     housekeeping::start().context("cannot start the housekeeping thread")?;
     // Signals are caught before the server says it is listening, so a signal right after
     // that line still gets an orderly shutdown.
-    let signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
     let for_signals = Arc::clone(&shared);
     thread::Builder::new()
         .name("signals".into())
@@ -72,6 +83,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     // One write, so a reader that takes the first line and closes the pipe cannot make the
     // second fail.
+    if let Some(listener) = tls_listener {
+        let tls_addr = listener
+            .local_addr()
+            .context("cannot read the TLS port's address")?;
+        ready.push(format!("tls on {tls_addr}"));
+        let for_tls = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("accept-tls".into())
+            .spawn(move || accept_loop(&listener, &for_tls, Port::Tls))
+            .context("cannot start the TLS port's thread")?;
+        tracing::info!(%tls_addr, "TLS listening");
+    }
     let mut stdout = io::stdout().lock();
     let text: String = ready.iter().map(|line| format!("{line}\n")).collect();
     stdout
@@ -86,7 +109,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn wait_for_signal(mut signals: Signals, shared: &Shared) {
-    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    let mut signal = SIGTERM;
+    for caught in signals.forever() {
+        if caught != SIGHUP {
+            signal = caught;
+            break;
+        }
+        reload(shared);
+    }
     tracing::info!(signal, "shutting down");
     let peers = shared
         .registry
@@ -100,4 +130,16 @@ fn wait_for_signal(mut signals: Signals, shared: &Shared) {
     }
     tracing::info!(connections = peers.len(), "closed every connection; bye");
     std::process::exit(0);
+}
+
+/// SIGHUP: the TLS certificate and key are read again; a reload that fails keeps the old pair.
+fn reload(shared: &Shared) {
+    let Some(tls) = &shared.tls else {
+        tracing::info!("SIGHUP: nothing to reload");
+        return;
+    };
+    match tls.reload() {
+        Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+        Err(e) => tracing::error!("SIGHUP: kept the old TLS certificate and key: {e:#}"),
+    }
 }

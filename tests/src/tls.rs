@@ -97,28 +97,34 @@ impl TestCerts {
 
     /// Connects and completes a TLS handshake to 127.0.0.1 at `addr`, as `localhost`.
     pub fn connect(&self, addr: SocketAddr) -> StreamOwned<ClientConnection, TcpStream> {
-        let tcp = TcpStream::connect(addr).expect("tcp connect to the TLS port");
-        tcp.set_read_timeout(Some(crate::T)).expect("read timeout");
+        self.try_connect(addr)
+            .unwrap_or_else(|e| panic!("TLS handshake with chat-server at {addr}: {e}"))
+    }
+
+    /// [`TestCerts::connect`], with a failed handshake as an error.
+    pub fn try_connect(
+        &self,
+        addr: SocketAddr,
+    ) -> std::io::Result<StreamOwned<ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(crate::T))?;
         let name = ServerName::try_from("localhost").expect("a server name");
         let conn = ClientConnection::new(self.client_config(), name).expect("a TLS client");
         let mut stream = StreamOwned::new(conn, tcp);
         while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .expect("TLS handshake with chat-server");
+            stream.conn.complete_io(&mut stream.sock)?;
         }
-        stream
+        Ok(stream)
     }
 
-    /// The server certificate a TLS handshake with `addr` presents (DER).
-    pub fn presented_certificate(&self, addr: SocketAddr) -> Vec<u8> {
-        let stream = self.connect(addr);
+    /// The server certificate a TLS handshake with `addr` presents (DER), if this CA accepts it.
+    pub fn presented_certificate(&self, addr: SocketAddr) -> std::io::Result<Vec<u8>> {
+        let stream = self.try_connect(addr)?;
         let certs = stream
             .conn
             .peer_certificates()
             .expect("the server presented certificates");
-        certs[0].to_vec()
+        Ok(certs[0].to_vec())
     }
 
     /// The server certificate file as DER, to compare with what a server presents.
@@ -152,9 +158,15 @@ pub fn read_until<S: Read>(stream: &mut S, needle: &str) -> String {
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&got).contains(needle) {
         match stream.read(&mut buf) {
-            Ok(0) => panic!("closed before {needle:?}; got {:?}", String::from_utf8_lossy(&got)),
+            Ok(0) => panic!(
+                "closed before {needle:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading before {needle:?}: {e}; got {:?}", String::from_utf8_lossy(&got)),
+            Err(e) => panic!(
+                "reading before {needle:?}: {e}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
         }
     }
     String::from_utf8_lossy(&got).into_owned()

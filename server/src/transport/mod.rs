@@ -7,8 +7,10 @@
 //! [`ws`] reads WebSocket messages). So the queue, the flushers and the slow-client drop exist
 //! once, and a new framing is a new arm here, not a new server.
 
+pub mod input;
 pub mod socket;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};

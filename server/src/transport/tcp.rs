@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chat_common::{Frame, LineFramer};
 
-use super::socket::{recv_nonblocking, wait_readable_until};
+use super::input;
 use crate::connection::{self, Cleanup, End, LineSource, Status};
 use crate::peer::Peer;
 use crate::shared::Shared;
@@ -44,8 +44,7 @@ struct TcpLines {
 
 impl LineSource for TcpLines {
     fn read(&mut self, deadline: Option<Instant>, frames: &mut Vec<Frame>) -> Status {
-        let socket = self.peer.socket();
-        match wait_readable_until(socket, deadline) {
+        match input::wait(&self.peer, deadline) {
             Ok(true) => {}
             Ok(false) => return Status::Open,
             Err(e) => return Status::Closed(End::Broken(e)),
@@ -75,10 +74,9 @@ impl TcpLines {
     /// in, stays small: every stack page a waiting thread has touched stays resident.
     #[inline(never)]
     fn receive(&mut self, frames: &mut Vec<Frame>) -> Status {
-        let socket = self.peer.socket();
         // The buffer exists only while there is input, so an idle connection holds none.
         let mut buf = vec![0u8; READ_BUFFER];
-        match recv_nonblocking(socket, &mut buf) {
+        match input::read_available(&self.peer, &mut buf) {
             Ok(0) => {
                 // The client closed its side: what it sent last still counts.
                 frames.extend(self.framer.take_partial());

@@ -13,7 +13,7 @@ use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 use tungstenite::Message;
 
-use super::socket::{recv_nonblocking, wait_readable_until};
+use super::input;
 use crate::connection::{End, LineSource, Status};
 use crate::peer::Peer;
 
@@ -146,11 +146,16 @@ struct PeerStream {
 
 impl Read for PeerStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let socket = self.peer.socket();
-        if !wait_readable_until(socket, self.deadline)? {
-            return Err(io::ErrorKind::WouldBlock.into());
+        loop {
+            if !input::wait(&self.peer, self.deadline)? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            match input::read_available(&self.peer, buf) {
+                // Only TLS records arrived: wait for more, up to the same deadline.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
         }
-        recv_nonblocking(socket, buf)
     }
 }
 

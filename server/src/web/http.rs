@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
-use crate::transport::socket::{recv_nonblocking, wait_readable_until};
-use socket2::Socket;
+use std::sync::Arc;
+
+use crate::peer::Peer;
+use crate::transport::input;
 
 /// The largest request head taken; past it, `431`.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -52,16 +54,16 @@ impl Request {
 /// Reads one request head from the socket, waiting until `deadline` at most. Out of line, so its
 /// buffers are not in the frame a WebSocket user then waits under for the rest of its life.
 #[inline(never)]
-pub fn read_head(socket: &Socket, deadline: Instant) -> Result<Request, HeadError> {
+pub fn read_head(peer: &Arc<Peer>, deadline: Instant) -> Result<Request, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        match wait_readable_until(socket, Some(deadline)) {
+        match input::wait(peer, Some(deadline)) {
             Ok(true) => {}
             Ok(false) if Instant::now() < deadline => continue,
             _ => return Err(HeadError::Gone),
         }
-        let n = match recv_nonblocking(socket, &mut chunk) {
+        let n = match input::read_available(peer, &mut chunk) {
             Ok(0) => return Err(HeadError::Gone),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,

@@ -21,7 +21,7 @@ use crate::peer::Peer;
 use crate::shared::Shared;
 use crate::transport::socket::linger;
 use crate::transport::ws::WsLines;
-use crate::transport::Framing;
+use crate::transport::{CloseReason, Framing};
 use http::{HeadError, Request, Response};
 
 /// Serves a connection on the web port. Never inlined (see `transport::tcp::serve`).
@@ -32,7 +32,7 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
         peer: &peer,
     };
     let login_deadline = Instant::now() + shared.config.login_timeout();
-    let request = match http::read_head(peer.socket(), login_deadline) {
+    let request = match http::read_head(&peer, login_deadline) {
         Ok(request) => request,
         Err(HeadError::TooLarge) => {
             return respond(&peer, Response::text(431, "request head too large"))
@@ -61,7 +61,12 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
             tracing::info!(peer = peer.id, addr = %peer.addr, %real, "address from {header}");
         }
     }
-    match route(&shared, &request) {
+    let scheme = if peer.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match route(&shared, &request, scheme) {
         Route::Respond(response) => {
             tracing::debug!(peer = peer.id, addr = %peer.addr, method = %request.method, path = %request.path, status = response.status(), "http");
             respond(&peer, response);
@@ -85,7 +90,7 @@ enum Route {
     Upgrade { accept_key: String },
 }
 
-fn route(shared: &Shared, request: &Request) -> Route {
+fn route(shared: &Shared, request: &Request, scheme: &str) -> Route {
     let method = request.method.as_str();
     if method != "GET" && method != "HEAD" {
         return Route::Respond(
@@ -95,7 +100,7 @@ fn route(shared: &Shared, request: &Request) -> Route {
     let head = method == "HEAD";
     let wants_upgrade = request.header_has("upgrade", "websocket");
     match request.path.as_str() {
-        "/" | "/ws" if wants_upgrade => upgrade(shared, request),
+        "/" | "/ws" if wants_upgrade => upgrade(shared, request, scheme),
         "/" => Route::Respond(
             Response::new(200, "text/html; charset=utf-8", page::PAGE)
                 .header("Content-Security-Policy", page::content_security_policy())
@@ -116,9 +121,12 @@ fn route(shared: &Shared, request: &Request) -> Route {
     }
 }
 
-fn upgrade(shared: &Shared, request: &Request) -> Route {
+fn upgrade(shared: &Shared, request: &Request, scheme: &str) -> Route {
     if let Some(origin) = request.header("origin") {
-        if !origin_allowed(origin, request.header("host"), &shared.config.web_origin) {
+        let own = request
+            .header("host")
+            .map(|host| format!("{scheme}://{host}"));
+        if !origin_allowed(origin, own.as_deref(), &shared.config.web_origin) {
             return Route::Respond(Response::text(403, "origin not allowed"));
         }
     }
@@ -161,6 +169,8 @@ fn respond(peer: &Arc<Peer>, response: Response) {
 }
 
 fn finish_response(peer: &Arc<Peer>) {
+    // Nothing more goes out; over TLS this sends close_notify after the response.
+    peer.send_close(CloseReason::Normal);
     peer.wait_drained(Instant::now() + connection::DRAIN_ON_CLOSE);
     linger(peer.socket());
 }

@@ -7,7 +7,6 @@
 //! [`Overflow`], so one client that stops reading costs its own memory only, up to the limit,
 //! and never delays anyone else.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,9 +15,14 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 use std::net::Shutdown;
 
+use rustls::ServerConnection;
 use socket2::Socket;
 
 use crate::transport::{CloseReason, Framing};
+
+mod send;
+
+use send::send_nonblocking;
 
 /// Identifies a connection for its whole life; never reused.
 pub type PeerId = u64;
@@ -54,6 +58,8 @@ pub struct Peer {
     in_flight: AtomicUsize,
     /// Used only by this peer's flusher thread: the bytes being sent and how far it got.
     pub(crate) sending: Mutex<SendBuffer>,
+    /// The TLS session, on a TLS port: the reader feeds it, the flusher encrypts through it.
+    tls: Option<Mutex<ServerConnection>>,
 }
 
 #[derive(Default)]
@@ -65,6 +71,8 @@ struct OutQueue {
     closed: bool,
     /// The close has been queued: what is queued is still sent, nothing more is accepted.
     closing: bool,
+    /// TLS: the close_notify alert has been handed to the session.
+    notified: bool,
     framing: Framing,
 }
 
@@ -91,8 +99,10 @@ impl Peer {
         addr: SocketAddr,
         outbuf_limit: usize,
         flusher: Arc<dyn Schedule>,
+        tls: Option<ServerConnection>,
     ) -> Self {
         Self {
+            tls: tls.map(Mutex::new),
             id,
             addr,
             socket,
@@ -107,6 +117,22 @@ impl Peer {
 
     pub fn socket(&self) -> &Socket {
         &self.socket
+    }
+
+    /// The TLS session, on a TLS port.
+    pub fn tls(&self) -> Option<&Mutex<ServerConnection>> {
+        self.tls.as_ref()
+    }
+
+    /// Has the flusher look at this peer even with nothing queued: TLS has records of its own
+    /// to send (handshake, alerts).
+    pub fn wake_flusher(self: &Arc<Self>) {
+        let mut queue = self.queue.lock();
+        if !queue.scheduled && !queue.closed {
+            queue.scheduled = true;
+            drop(queue);
+            self.flusher.schedule(Arc::clone(self));
+        }
     }
 
     /// Queues bytes as they are (an HTTP response, before any framing applies).
@@ -234,7 +260,8 @@ impl Peer {
     pub fn abort(&self, reason: CloseReason) {
         let framing = self.framing();
         self.close_output();
-        if framing != Framing::Lines {
+        // Under TLS a frame would need the session, which the flusher may hold mid-record.
+        if framing != Framing::Lines && self.tls.is_none() {
             if let Some(mut sending) = self.sending.try_lock() {
                 if sending.sent == 0 || sending.sent == sending.bytes.len() {
                     sending.sent = sending.bytes.len();
@@ -246,56 +273,4 @@ impl Peer {
         }
         let _ = self.socket.shutdown(Shutdown::Both);
     }
-
-    /// Sends what can be sent without blocking. Called only by this peer's flusher thread.
-    pub(crate) fn flush(&self) -> FlushOutcome {
-        let mut sending = self.sending.lock();
-        loop {
-            if sending.sent == sending.bytes.len() {
-                let mut queue = self.queue.lock();
-                if queue.closed || queue.bytes.is_empty() {
-                    queue.scheduled = false;
-                    // An idle peer keeps no buffer: most users are idle most of the time.
-                    sending.bytes = Vec::new();
-                    sending.sent = 0;
-                    queue.bytes = Vec::new();
-                    self.in_flight.store(0, Ordering::Release);
-                    self.drained.notify_all();
-                    return FlushOutcome::Idle;
-                }
-                sending.bytes.clear();
-                sending.sent = 0;
-                std::mem::swap(&mut sending.bytes, &mut queue.bytes);
-                self.in_flight.store(sending.bytes.len(), Ordering::Release);
-                crate::housekeeping::count_output(sending.bytes.len());
-            }
-            let start = sending.sent;
-            match send_nonblocking(&self.socket, &sending.bytes[start..]) {
-                Ok(n) => {
-                    sending.sent += n;
-                    self.in_flight.fetch_sub(n, Ordering::AcqRel);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FlushOutcome::Blocked,
-                Err(e) => {
-                    tracing::debug!(peer = self.id, error = %e, "write failed");
-                    sending.bytes = Vec::new();
-                    sending.sent = 0;
-                    drop(sending);
-                    self.close_output();
-                    let mut queue = self.queue.lock();
-                    queue.scheduled = false;
-                    self.in_flight.store(0, Ordering::Release);
-                    self.drained.notify_all();
-                    return FlushOutcome::Idle;
-                }
-            }
-        }
-    }
-}
-
-/// One `send` that never blocks, whatever the socket's blocking mode (its reader thread blocks
-/// on it), and never raises SIGPIPE.
-fn send_nonblocking(socket: &Socket, bytes: &[u8]) -> io::Result<usize> {
-    socket.send_with_flags(bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
 }

@@ -1,0 +1,81 @@
+//! A connection's input as plaintext: the socket's bytes as they are, or what its TLS session
+//! decrypts of them. Every line source and the HTTP head reader read through here, so TLS is
+//! one layer under all of them.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::Socket;
+
+use super::socket::{recv_nonblocking, wait_readable_until};
+use crate::peer::Peer;
+
+/// Waits until there may be input (or its end), or the deadline passes (false). Holds no
+/// buffer while waiting.
+pub fn wait(peer: &Peer, deadline: Option<Instant>) -> io::Result<bool> {
+    if let Some(tls) = peer.tls() {
+        let ready = tls
+            .lock()
+            .process_new_packets()
+            .map(|state| state.plaintext_bytes_to_read() > 0 || state.peer_has_closed());
+        if ready.unwrap_or(true) {
+            return Ok(true);
+        }
+    }
+    wait_readable_until(peer.socket(), deadline)
+}
+
+/// Reads what has arrived without blocking. `Ok(0)` is the end of input; `WouldBlock` means
+/// nothing for the reader yet (nothing arrived, or only TLS handshake records).
+pub fn read_available(peer: &Arc<Peer>, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(tls) = peer.tls() else {
+        return recv_nonblocking(peer.socket(), buf);
+    };
+    let mut session = tls.lock();
+    if let Some(result) = take_plaintext(&mut session, buf, false) {
+        return result;
+    }
+    let ended = match session.read_tls(&mut SocketReader(peer.socket())) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => return Err(e),
+    };
+    let processed = session.process_new_packets();
+    let wants_write = session.wants_write();
+    let result = match processed {
+        // The session has queued an alert saying why; the flusher sends it.
+        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        Ok(_) => take_plaintext(&mut session, buf, ended)
+            .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into())),
+    };
+    drop(session);
+    if wants_write {
+        peer.wake_flusher();
+    }
+    result
+}
+
+/// Plaintext the session holds, if any: `None` when it has none and the input goes on.
+fn take_plaintext(
+    session: &mut rustls::ServerConnection,
+    buf: &mut [u8],
+    ended: bool,
+) -> Option<io::Result<usize>> {
+    match session.reader().read(buf) {
+        Ok(n) => Some(Ok(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => ended.then_some(Ok(0)),
+        // The peer closed without close_notify: an end like any other for a chat.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Ok(0)),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The socket as a `Read` for rustls, never blocking.
+struct SocketReader<'a>(&'a Socket);
+
+impl Read for SocketReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_nonblocking(self.0, buf)
+    }
+}
