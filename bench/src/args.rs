@@ -55,6 +55,13 @@ pub struct Common {
     /// Speak WebSocket (ws://HOST:PORT/ws, one text message per line) instead of plain lines
     #[arg(long)]
     pub ws: bool,
+    /// Speak TLS: -p is then the TLS port (`tls on` line); with --ws, WSS to the web port of a
+    /// server with TLS on. The certificate is checked for --host
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file instead of the system's roots
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
     /// Number of clients (for `rtt --step`: the first step)
     #[arg(short = 'n', long = "clients", default_value_t = 100)]
     pub clients: usize,
@@ -94,12 +101,8 @@ impl Common {
             .with_context(|| format!("host {:?} has no address", self.host))
     }
 
-    pub fn transport(&self) -> crate::ws::Transport {
-        if self.ws {
-            crate::ws::Transport::Ws
-        } else {
-            crate::ws::Transport::Tcp
-        }
+    pub fn transport(&self) -> crate::net::Transport {
+        crate::net::Transport::new(self.ws, self.tls)
     }
 
     pub fn login_timeout(&self) -> Duration {

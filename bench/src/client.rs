@@ -8,18 +8,23 @@
 //! and checked in place; the shared counters are touched once per read, not once per line.
 //! With `--ws` the raw bytes are read a little further into that buffer and rewritten in place
 //! as lines (`ws::Decoder`), so the checking is the same for both transports.
+//! With `--tls` the socket holds records, not lines, so `try_read` cannot be used: the reader
+//! polls rustls' `AsyncRead` into the same shared buffer instead (`take` serves both), and
+//! the plain TCP path stays exactly as it was.
 
 use std::cell::RefCell;
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
+use std::task::Poll;
+
 use memchr::memchr;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 
 use crate::login::MAX_LINE;
 use crate::marker::{self, Kind};
+use crate::net::{self, Reader};
 use crate::shared::Shared;
 use crate::sys::now_ns;
 use crate::ws::{self, Decoder};
@@ -56,7 +61,7 @@ impl RecvStats {
 pub async fn read_loop(
     sh: Arc<Shared>,
     me: usize,
-    rd: OwnedReadHalf,
+    mut rd: Reader,
     mut carry: Vec<u8>,
     mut dec: Option<Decoder>,
     mut stop: watch::Receiver<bool>,
@@ -78,44 +83,38 @@ pub async fn read_loop(
                 return st;
             }
         }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return st,
-            r = rd.readable() => if let Err(e) = r {
-                lost(&sh, me, &format!("read error: {e}"));
-                return st;
-            }
-        }
-        let res: io::Result<usize> = BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            let keep = carry.len();
-            b[..keep].copy_from_slice(&carry);
-            let (n, end) = match &mut dec {
-                None => {
-                    let n = rd.try_read(&mut b[keep..keep + SCRATCH])?;
-                    (n, keep + n)
+        let res = match &mut rd {
+            // The fast path: wait for readiness, then one `try_read` into the shared scratch.
+            Reader::Tcp(r) => {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => return st,
+                    ready = r.readable() => if let Err(e) = ready {
+                        lost(&sh, me, &format!("read error: {e}"));
+                        return st;
+                    }
                 }
-                Some(d) => {
-                    let raw = keep + ws::SLACK;
-                    let n = rd.try_read(&mut b[raw..raw + SCRATCH])?;
-                    (n, keep + d.decode(&mut b[..raw + n], keep, raw))
-                }
-            };
-            if n == 0 {
-                return Ok(0);
+                take(&sh, me, &mut st, &mut carry, &mut dec, |b| r.try_read(b))
             }
-            let used = lines(&sh, me, &mut st, &b[..end], now_ns());
-            carry.clear();
-            if end - used > MAX_LINE {
-                sh.garbled.fetch_add(1, Relaxed);
-                sh.note(format!(
-                    "client {me}: over {MAX_LINE} bytes without a line end"
-                ));
-            } else {
-                carry.extend_from_slice(&b[used..end]);
-            }
-            Ok(n)
-        });
+            // TLS: poll the decrypting reader into the same scratch. The buffer is borrowed
+            // only inside one poll, never across an await.
+            Reader::Tls(r) => tokio::select! {
+                biased;
+                _ = stop.changed() => return st,
+                res = std::future::poll_fn(|cx| {
+                    let res = take(&sh, me, &mut st, &mut carry, &mut dec, |b| {
+                        match net::poll_tls(r, cx, b) {
+                            Poll::Ready(res) => res,
+                            Poll::Pending => Err(ErrorKind::WouldBlock.into()),
+                        }
+                    });
+                    match res {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => Poll::Pending,
+                        res => Poll::Ready(res),
+                    }
+                }) => res,
+            },
+        };
         match res {
             Ok(0) => {
                 lost(&sh, me, "the server closed the connection");
@@ -129,6 +128,49 @@ pub async fn read_loop(
             }
         }
     }
+}
+
+/// One read: puts the carried tail of a line in front of the scratch, lets `read` fill the
+/// scratch after it (raw frames a little further on with `--ws`, decoded in place), and
+/// checks the complete lines. Returns what `read` returned.
+fn take(
+    sh: &Shared,
+    me: usize,
+    st: &mut RecvStats,
+    carry: &mut Vec<u8>,
+    dec: &mut Option<Decoder>,
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        let keep = carry.len();
+        b[..keep].copy_from_slice(carry);
+        let (n, end) = match dec {
+            None => {
+                let n = read(&mut b[keep..keep + SCRATCH])?;
+                (n, keep + n)
+            }
+            Some(d) => {
+                let raw = keep + ws::SLACK;
+                let n = read(&mut b[raw..raw + SCRATCH])?;
+                (n, keep + d.decode(&mut b[..raw + n], keep, raw))
+            }
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let used = lines(sh, me, st, &b[..end], now_ns());
+        carry.clear();
+        if end - used > MAX_LINE {
+            sh.garbled.fetch_add(1, Relaxed);
+            sh.note(format!(
+                "client {me}: over {MAX_LINE} bytes without a line end"
+            ));
+        } else {
+            carry.extend_from_slice(&b[used..end]);
+        }
+        Ok(n)
+    })
 }
 
 /// Readers own no write half, so the server's pings go unanswered (see `ws`).

@@ -13,17 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::args::FanoutArgs;
 use crate::marker::{self, Kind, Marker};
+use crate::net::{Transport, Writer};
 use crate::progress::Progress;
 use crate::report::{FanoutReport, Latency, Report};
 use crate::shared::Shared;
 use crate::swarm;
 use crate::sys::{self, now_ns, CpuSample, Nofile};
-use crate::ws::Transport;
 
 /// Counters the sender tasks update.
 struct SendCounts {
@@ -203,22 +201,17 @@ fn push_msg(
 /// One sender: messages 1..=M, unpaced (`--batch` per write) or paced at `--rate`. Gives the
 /// write half back: dropping it would end the client's session before the run is over.
 async fn send_all(
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     me: usize,
     a: FanoutArgs,
     counts: Arc<SendCounts>,
-) -> (OwnedWriteHalf, Result<()>) {
+) -> (Writer, Result<()>) {
     let r = send_loop(&mut w, me, &a, &counts).await;
     counts.last_end_ns.fetch_max(now_ns(), Release);
     (w, r)
 }
 
-async fn send_loop(
-    w: &mut OwnedWriteHalf,
-    me: usize,
-    a: &FanoutArgs,
-    counts: &SendCounts,
-) -> Result<()> {
+async fn send_loop(w: &mut Writer, me: usize, a: &FanoutArgs, counts: &SendCounts) -> Result<()> {
     let payload = a.common.payload;
     let batch = a.batch.max(1) as u64;
     let tr = a.common.transport();
@@ -245,7 +238,7 @@ async fn send_loop(
             seq += 1;
             push_msg(&mut out, &mut line, tr, me, seq, payload);
         }
-        w.write_all(&out).await?;
+        w.send(&out).await?;
         counts.by_sender[me].fetch_add(n, Release);
         counts.total.fetch_add(n, Release);
         writes += 1;

@@ -1,14 +1,13 @@
 //! Connecting and logging in per PROTOCOL.md section 2, over either transport.
 
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use chat_common::wire::PROMPT;
 use memchr::{memchr, memmem};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
-use crate::ws::{self, Decoder, Transport};
+use crate::net::{Connector, Stream};
+use crate::ws::{self, Decoder};
 
 /// A "line" longer than this without a newline is dropped as garbage.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -24,6 +23,9 @@ pub enum LoginFail {
     Full,
     /// The WebSocket upgrade was refused or answered wrongly.
     Upgrade(String),
+    /// The TLS handshake failed for a reason every client would meet: the certificate, or a
+    /// server that does not speak TLS there.
+    Tls(String),
     Other(String),
 }
 
@@ -54,14 +56,14 @@ impl std::fmt::Display for LoginFail {
                 "the server answered `! server full`: start it with a larger --max-clients"
             ),
             LoginFail::Upgrade(s) => write!(f, "WebSocket upgrade failed: {s}"),
-            LoginFail::Other(s) => f.write_str(s),
+            LoginFail::Tls(s) | LoginFail::Other(s) => f.write_str(s),
         }
     }
 }
 
 /// A logged-in connection.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// Lines (decoded, with `--ws`) that arrived after the welcome line.
     pub carry: Vec<u8>,
     /// The frame decoder, with `--ws`.
@@ -85,15 +87,10 @@ fn io_fail(e: std::io::Error, what: &str) -> LoginFail {
     LoginFail::Other(format!("{what}: {e}"))
 }
 
-/// Connects (and with `--ws` upgrades) and logs in as `name`.
-pub async fn login(addr: SocketAddr, name: &str, tr: Transport) -> Result<Conn, LoginFail> {
-    let mut s = match TcpStream::connect(addr).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Err(LoginFail::Refused(addr)),
-        Err(e) => return Err(io_fail(e, &format!("connect to {addr}"))),
-    };
-    // Our own Nagle delays must not be charged to the server.
-    s.set_nodelay(true).map_err(|e| io_fail(e, "TCP_NODELAY"))?;
+/// Connects (with `--tls` the handshake, with `--ws` the upgrade) and logs in as `name`.
+pub async fn login(to: &Connector, name: &str) -> Result<Conn, LoginFail> {
+    let (addr, tr) = (to.addr, to.transport);
+    let mut s = to.connect().await?;
     let mut buf = Vec::with_capacity(512);
     let mut dec = None;
     if tr.is_ws() {
@@ -132,7 +129,7 @@ pub async fn login(addr: SocketAddr, name: &str, tr: Transport) -> Result<Conn, 
     // 2. The name; 3. a `* ` line naming us, or a `! ` refusal.
     let mut line = Vec::with_capacity(name.len() + 16);
     tr.push_line(&mut line, name.as_bytes());
-    s.write_all(&line)
+    s.send(&line)
         .await
         .map_err(|e| io_fail(e, "sending the name"))?;
     loop {
@@ -170,7 +167,7 @@ fn decode_into(d: &mut Decoder, raw: &[u8], buf: &mut Vec<u8>) {
 }
 
 async fn fill(
-    s: &mut TcpStream,
+    s: &mut Stream,
     buf: &mut Vec<u8>,
     dec: &mut Option<Decoder>,
     what: &str,

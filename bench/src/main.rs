@@ -1,7 +1,7 @@
 //! `chat-bench`: the load tool that ships with chat-server.
 //!
-//! It speaks PROTOCOL.md to any chat-server, over TCP or (`--ws`) WebSocket, and measures it
-//! from the outside:
+//! It speaks PROTOCOL.md to any chat-server, over TCP or (`--ws`) WebSocket, either of them
+//! over TLS with `--tls`, and measures it from the outside:
 //! `fanout` (throughput, loss, order and latency of a burst of messages to a full room),
 //! `rtt` (broadcast round trips, and with `--step` how many clients the server holds under a
 //! latency limit) and `idle` (the server's memory and threads per connection).
@@ -16,6 +16,7 @@ mod fanout;
 mod idle;
 mod login;
 mod marker;
+mod net;
 mod progress;
 mod report;
 mod rtt;

@@ -5,8 +5,8 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::net::Transport;
 use crate::sys::{CpuUse, ProcMem};
-use crate::ws::Transport;
 
 /// Percentiles of a microsecond histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -47,7 +47,8 @@ pub struct Login {
 pub struct FanoutReport {
     pub scenario: &'static str,
     pub server: String,
-    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
+    /// same over TLS).
     pub transport: Transport,
     pub clients: usize,
     pub senders: usize,
@@ -92,7 +93,8 @@ pub struct RttStep {
 pub struct RttReport {
     pub scenario: &'static str,
     pub server: String,
-    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
+    /// same over TLS).
     pub transport: Transport,
     pub senders: usize,
     pub samples_per_step: u64,
@@ -117,7 +119,8 @@ pub struct RttReport {
 pub struct IdleReport {
     pub scenario: &'static str,
     pub server: String,
-    /// `tcp` (lines on the line port) or `ws` (WebSocket on the web port).
+    /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
+    /// same over TLS).
     pub transport: Transport,
     pub clients: usize,
     pub login: Login,

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use hdrhistogram::Histogram;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::args::RttArgs;
 use crate::marker::{self, Kind, Marker};
+use crate::net::Writer;
 use crate::progress::Progress;
 use crate::report::{Latency, Report, RttReport, RttStep};
 use crate::shared::{new_hist, Shared};
@@ -187,7 +186,7 @@ async fn run_step(swarm: &mut Swarm, k: usize, a: &RttArgs) -> Result<RttStep> {
 
 /// One broadcaster: send, wait for the last of `receivers` copies, repeat.
 async fn broadcast(
-    w: &mut OwnedWriteHalf,
+    w: &mut Writer,
     me: usize,
     receivers: usize,
     sh: &Shared,
@@ -220,7 +219,7 @@ async fn broadcast(
         );
         out.clear();
         tr.push_line(&mut out, &line);
-        w.write_all(&out).await?;
+        w.send(&out).await?;
         let done = async {
             loop {
                 let woken = slot.notify.notified();

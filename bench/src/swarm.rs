@@ -14,29 +14,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::client::{self, RecvStats};
 use crate::login::{self, LoginFail};
 use crate::marker::{self, Kind, Marker};
+use crate::net::{Connector, Transport, Writer};
 use crate::shared::Shared;
 use crate::sys::now_ns;
-use crate::ws::Transport;
 
 /// Probes sent per barrier before giving up.
 const PROBE_ROUNDS: u64 = 5;
 
 pub struct Swarm {
     pub sh: Arc<Shared>,
-    addr: SocketAddr,
+    connector: Connector,
     login_timeout: Duration,
     payload: usize,
     pub transport: Transport,
     /// Write halves by client index; a sender task borrows its own for a while.
-    pub writers: Vec<Option<OwnedWriteHalf>>,
+    pub writers: Vec<Option<Writer>>,
     readers: Vec<JoinHandle<RecvStats>>,
     stop_tx: watch::Sender<bool>,
     probe_round: u64,
@@ -52,12 +50,12 @@ pub struct Grown {
 }
 
 /// What one login task reports: client index, its write half or why not, login time in ms.
-type LoginResult = (usize, Result<OwnedWriteHalf, LoginFail>, f64);
+type LoginResult = (usize, Result<Writer, LoginFail>, f64);
 
 /// Results of a login phase as they come in.
 struct Tally {
     start: usize,
-    writers: Vec<Option<OwnedWriteHalf>>,
+    writers: Vec<Option<Writer>>,
     fail: Option<LoginFail>,
     failed: usize,
     max_ms: f64,
@@ -87,10 +85,11 @@ impl Tally {
 }
 
 impl Swarm {
-    pub fn new(sh: Arc<Shared>, addr: SocketAddr, c: &crate::args::Common) -> Self {
-        Swarm {
+    /// Fails only on a bad `--ca` (or no system roots) with `--tls`.
+    pub fn new(sh: Arc<Shared>, addr: SocketAddr, c: &crate::args::Common) -> Result<Self> {
+        Ok(Swarm {
             sh,
-            addr,
+            connector: Connector::new(c, addr)?,
             login_timeout: c.login_timeout(),
             payload: c.payload,
             transport: c.transport(),
@@ -98,7 +97,7 @@ impl Swarm {
             readers: Vec::new(),
             stop_tx: watch::channel(false).0,
             probe_round: 0,
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -140,13 +139,18 @@ impl Swarm {
                 .acquire_owned()
                 .await
                 .context("login semaphore closed")?;
-            let (sh, tx, addr, tr) = (self.sh.clone(), tx.clone(), self.addr, self.transport);
+            let (sh, tx, to, tr) = (
+                self.sh.clone(),
+                tx.clone(),
+                self.connector.clone(),
+                self.transport,
+            );
             let (timeout, stop) = (self.login_timeout, self.stop_tx.subscribe());
             pending += 1;
             readers.push(tokio::spawn(async move {
                 let t = Instant::now();
                 let name = sh.name(idx);
-                let r = tokio::time::timeout(timeout, login::login(addr, &name, tr))
+                let r = tokio::time::timeout(timeout, login::login(&to, &name))
                     .await
                     .unwrap_or_else(|_| {
                         let hint = if tr.is_ws() {
@@ -162,7 +166,7 @@ impl Swarm {
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 match r {
                     Ok(conn) => {
-                        let (rd, wr) = conn.stream.into_split();
+                        let (rd, wr) = conn.stream.split();
                         let _ = tx.send((idx, Ok(wr), ms));
                         client::read_loop(sh, idx, rd, conn.carry, conn.dec, stop).await
                     }
@@ -203,7 +207,7 @@ impl Swarm {
             .ok_or_else(|| anyhow!("client {idx} is busy sending"))?;
         let mut out = Vec::with_capacity(line.len() + 16);
         self.transport.push_line(&mut out, line);
-        w.write_all(&out)
+        w.send(&out)
             .await
             .with_context(|| format!("writing as {}", self.sh.name(idx)))
     }
@@ -273,7 +277,7 @@ pub async fn assemble(
     addr: SocketAddr,
     prog: &crate::progress::Progress,
 ) -> Result<(Swarm, crate::report::Login)> {
-    let mut swarm = Swarm::new(sh, addr, c);
+    let mut swarm = Swarm::new(sh, addr, c)?;
     let bar = prog.bar(c.clients as u64, "logins");
     let grown = swarm.grow(c.clients, c.concurrency, &bar).await;
     bar.finish_and_clear();

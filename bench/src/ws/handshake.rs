@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 
 use httparse::{Status, EMPTY_HEADER};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 
 use crate::login::LoginFail;
+use crate::net::Stream;
 
 /// A response head longer than this is not the chat-server's.
 const MAX_HEAD: usize = 8 * 1024;
@@ -82,10 +82,10 @@ pub fn check(buf: &[u8], key: &str) -> Result<Answer, LoginFail> {
 
 /// Upgrades a new connection to `addr`. Returns the bytes that came after the `101` head:
 /// the first frames, often the banner and the prompt.
-pub async fn upgrade(s: &mut TcpStream, addr: SocketAddr) -> Result<Vec<u8>, LoginFail> {
+pub async fn upgrade(s: &mut Stream, addr: SocketAddr) -> Result<Vec<u8>, LoginFail> {
     let io = |what: &str, e: std::io::Error| LoginFail::Other(format!("{what}: {e}"));
     let (req, key) = request(addr);
-    s.write_all(req.as_bytes())
+    s.send(req.as_bytes())
         .await
         .map_err(|e| io("sending the WebSocket upgrade", e))?;
     let mut buf = Vec::with_capacity(1024);
@@ -118,7 +118,7 @@ pub async fn upgrade(s: &mut TcpStream, addr: SocketAddr) -> Result<Vec<u8>, Log
 }
 
 /// Why the upgrade got `code`: a full server says so in a 503's body (PROTOCOL.md section 9).
-async fn refused(s: &mut TcpStream, buf: &[u8], code: u16, reason: &str) -> LoginFail {
+async fn refused(s: &mut Stream, buf: &[u8], code: u16, reason: &str) -> LoginFail {
     let mut body = buf.to_vec();
     let mut chunk = [0u8; 1024];
     // The server closes after its answer; a short wait reads the rest of the body.

@@ -2,7 +2,7 @@
 //!
 //! Every scenario runs unchanged over either transport. Only the edges differ: a connection
 //! starts with the upgrade ([`handshake`]), each line a client sends goes out as one masked
-//! text frame ([`Transport::push_line`]), and the frames the server sends are turned back into
+//! text frame ([`push_masked_text`]), and the frames the server sends are turned back into
 //! `payload\r\n` lines ([`Decoder`]) in the thread's shared read buffer, so the line checker of
 //! the TCP path reads them as it is. Nothing is allocated per message on either side.
 //!
@@ -17,49 +17,10 @@ pub mod handshake;
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 
-use chat_common::wire::LINE_END;
-use serde::Serialize;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 pub use decode::{Decoder, SLACK};
-
-/// How the clients speak to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Plain lines over TCP, the server's line port.
-    #[default]
-    Tcp,
-    /// WebSocket at `/ws` on the server's web port: one text message per line.
-    Ws,
-}
-
-impl Transport {
-    pub fn is_ws(self) -> bool {
-        self == Transport::Ws
-    }
-
-    /// Appends one line (without its ending) as this transport sends it: `line\r\n`, or one
-    /// masked text frame holding `line`.
-    pub fn push_line(self, out: &mut Vec<u8>, line: &[u8]) {
-        match self {
-            Transport::Tcp => {
-                out.extend_from_slice(line);
-                out.extend_from_slice(LINE_END.as_bytes());
-            }
-            Transport::Ws => push_masked_text(out, line),
-        }
-    }
-
-    /// For the report: how a reader finds the server.
-    pub fn describe(self, server: &str) -> String {
-        match self {
-            Transport::Tcp => format!("tcp (lines on {server})"),
-            Transport::Ws => format!("ws (WebSocket, ws://{server}/ws)"),
-        }
-    }
-}
 
 /// One text frame with a fresh mask, as RFC 6455 section 5.3 requires of a client.
 pub fn push_masked_text(out: &mut Vec<u8>, text: &[u8]) {
@@ -107,6 +68,7 @@ mod tests {
     use tungstenite::Message;
 
     use super::*;
+    use crate::net::Transport;
 
     /// What a server reads from: the client's bytes; what it writes goes nowhere.
     struct Wire(Cursor<Vec<u8>>);
