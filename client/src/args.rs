@@ -1,5 +1,8 @@
 //! Command line: `chat-client [HOST] [PORT] [--name NAME]` (PROTOCOL.md section 8), with
-//! `--host/-H` and `--port/-p` as chat-server and chat-bench spell them.
+//! `--host/-H` and `--port/-p` as chat-server and chat-bench spell them, and `--tls [--ca FILE]`
+//! (PROTOCOL.md section 10).
+
+use std::path::PathBuf;
 
 use chat_common::wire::DEFAULT_PORT;
 use clap::Parser;
@@ -54,6 +57,15 @@ pub struct Args {
     /// `chat-client/history` under your data directory, at most 1000 lines).
     #[arg(long)]
     pub no_history_file: bool,
+
+    /// Connect over TLS, checking the server's certificate against the system's trusted roots
+    /// (or --ca). chat-server's TLS port is 9443 by default: `chat-client --tls HOST 9443`.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust only the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -91,6 +103,22 @@ mod tests {
         assert_eq!((args.host(), args.port()), ("127.0.0.1", 9009));
         assert_eq!(args.name, None);
         assert!(!args.no_bell && !args.no_history_file);
+        assert!(!args.tls && args.ca.is_none());
+    }
+
+    #[test]
+    fn tls_keeps_the_default_port() {
+        let args = parse(&["--tls", "chat.example"]).unwrap();
+        assert!(args.tls);
+        assert_eq!((args.host(), args.port()), ("chat.example", 9009));
+        let args = parse(&["--tls", "--ca", "ca.pem", "localhost", "9443"]).unwrap();
+        assert_eq!(args.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(args.port(), 9443);
+    }
+
+    #[test]
+    fn ca_needs_tls() {
+        assert!(parse(&["--ca", "ca.pem"]).is_err());
     }
 
     #[test]

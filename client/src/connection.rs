@@ -1,12 +1,13 @@
-//! The TCP connection: connecting, sending lines, and the reader thread.
+//! The connection: connecting, sending lines, and the reader thread. What carries the bytes,
+//! plain TCP or TLS, is a [`Transport`].
 //!
 //! The reader thread owns everything that comes from the server. It decodes, cleans, colours
 //! and prints each line itself, through whichever [`Output`] the mode chose, so incoming lines
 //! appear the moment they arrive whatever the main thread is doing. It tells the main thread
 //! only what changes its course: a prompt, a completed login, the end of the connection.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread;
@@ -20,6 +21,7 @@ use crate::decode::{Incoming, LineDecoder};
 use crate::roster::Change;
 use crate::session::{Closed, Event, Session};
 use crate::style::Style;
+use crate::transport::Transport;
 
 /// How long an unterminated line may wait before it is shown anyway (a prompt from a server
 /// that does not send ours).
@@ -27,8 +29,21 @@ const PARTIAL_WAIT: Duration = Duration::from_millis(300);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connects to `host`, over TLS when given a configuration (see [`crate::tls`]).
+pub fn connect(
+    host: &str,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<Transport> {
+    let stream = connect_tcp(host, port)?;
+    match tls {
+        Some(config) => crate::tls::handshake(stream, config, host),
+        None => Ok(Transport::plain(stream)),
+    }
+}
+
 /// Connects to the first address of `host` that accepts.
-pub fn connect(host: &str, port: u16) -> anyhow::Result<TcpStream> {
+fn connect_tcp(host: &str, port: u16) -> anyhow::Result<TcpStream> {
     let addrs = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}"))?;
@@ -60,12 +75,12 @@ fn display_addr(host: &str, port: u16) -> String {
 
 /// The sending half of the connection.
 pub struct Connection {
-    stream: TcpStream,
+    transport: Transport,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> Self {
-        Self { stream }
+    pub fn new(transport: Transport) -> Self {
+        Self { transport }
     }
 
     /// Sends one line, LF-terminated.
@@ -73,13 +88,13 @@ impl Connection {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        self.stream.write_all(&bytes)
+        self.transport.write_all(&bytes)
     }
 
     /// Closes the connection without a word (leaving during login: the server drops it
     /// silently).
     pub fn close(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.transport.shutdown();
     }
 }
 
@@ -108,7 +123,7 @@ impl Output {
 
 /// The socket reader: runs until the connection ends.
 pub struct Reader {
-    pub stream: TcpStream,
+    pub transport: Transport,
     pub output: Output,
     pub style: Style,
     pub session: Arc<Session>,
@@ -132,10 +147,7 @@ impl Reader {
         let mut items = Vec::new();
         let error = loop {
             let wait = decoder.has_partial().then_some(PARTIAL_WAIT);
-            if let Err(e) = self.stream.set_read_timeout(wait) {
-                break Some(e);
-            }
-            match self.stream.read(&mut buf) {
+            match self.transport.read(&mut buf, wait) {
                 Ok(0) => break None,
                 Ok(n) => {
                     decoder.feed(&buf[..n], &mut items);

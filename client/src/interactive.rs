@@ -23,7 +23,6 @@
 //! taken from the server's replies ([`crate::roster`]).
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -39,6 +38,7 @@ use crate::editor::{ChatEditor, Terminal};
 use crate::history::{self, HistoryFile};
 use crate::session::{is_quit, Closed, Event, Session};
 use crate::style::Style;
+use crate::transport::Transport;
 
 /// How often waits look at the Ctrl-C flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -61,7 +61,7 @@ pub struct Options {
 /// Runs the session; returns the exit status.
 pub fn run(
     mut terminal: Terminal,
-    stream: TcpStream,
+    transport: Transport,
     options: Options,
     style: Style,
 ) -> anyhow::Result<u8> {
@@ -79,7 +79,7 @@ pub fn run(
     };
     let (events_tx, events) = mpsc::channel();
     Reader {
-        stream: stream.try_clone()?,
+        transport: transport.clone(),
         output: Output::Printer(terminal.printer),
         style,
         session: Arc::clone(&session),
@@ -91,7 +91,7 @@ pub fn run(
     let mut client = Interactive {
         editor: terminal.editor,
         history,
-        conn: Connection::new(stream),
+        conn: Connection::new(transport),
         session,
         events,
         interrupted,

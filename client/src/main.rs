@@ -3,7 +3,8 @@
 //! Two threads: the socket reader prints what the server sends the moment it arrives, and the
 //! main thread reads the keyboard (rustyline, [`interactive`], with Tab completion
 //! from [`roster`] and mentions from [`mention`]) or a pipe ([`piped`]). Which one
-//! depends on whether stdin and stdout are both terminals.
+//! depends on whether stdin and stdout are both terminals. Both threads share one
+//! [`transport::Transport`]: plain TCP, or one TLS session with `--tls` ([`tls`]).
 
 mod args;
 mod complete;
@@ -17,6 +18,8 @@ mod piped;
 mod roster;
 mod session;
 mod style;
+mod tls;
+mod transport;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -42,7 +45,12 @@ fn run(args: args::Args) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let stream = connection::connect(args.host(), args.port())?;
+    // A bad --ca file is reported before anything goes on the network.
+    let tls = match args.tls {
+        true => Some(tls::config(args.ca.as_deref())?),
+        false => None,
+    };
+    let transport = connection::connect(args.host(), args.port(), tls)?;
     match terminal {
         Some(terminal) => {
             let options = interactive::Options {
@@ -50,8 +58,8 @@ fn run(args: args::Args) -> anyhow::Result<u8> {
                 bell: !args.no_bell,
                 history_file: !args.no_history_file,
             };
-            interactive::run(terminal, stream, options, style)
+            interactive::run(terminal, transport, options, style)
         }
-        None => piped::run(stream, args.name, style),
+        None => piped::run(transport, args.name, style),
     }
 }

@@ -11,7 +11,6 @@
 //! socket reader, so the main thread never sits in a blocking read when the server goes away.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use signal_hook::consts::SIGINT;
 use crate::connection::{Connection, Output, Reader};
 use crate::session::{describe, is_quit, Event, Session};
 use crate::style::Style;
+use crate::transport::Transport;
 
 const POLL: Duration = Duration::from_millis(50);
 /// After the end of input, time for the server to answer the names sent.
@@ -31,13 +31,13 @@ const LOGIN_WAIT: Duration = Duration::from_secs(10);
 const QUIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the session; returns the exit status.
-pub fn run(stream: TcpStream, name: Option<String>, style: Style) -> anyhow::Result<u8> {
+pub fn run(transport: Transport, name: Option<String>, style: Style) -> anyhow::Result<u8> {
     let interrupted = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
     let session = Arc::new(Session::default());
     let (events_tx, events) = mpsc::channel();
     Reader {
-        stream: stream.try_clone()?,
+        transport: transport.clone(),
         output: Output::Stdout,
         style,
         session: Arc::clone(&session),
@@ -48,7 +48,7 @@ pub fn run(stream: TcpStream, name: Option<String>, style: Style) -> anyhow::Res
     .spawn()?;
     spawn_stdin_reader(events_tx)?;
 
-    let mut conn = Connection::new(stream);
+    let mut conn = Connection::new(transport);
     // A person typing with stdout redirected still wants to see the login prompt.
     let show_prompts = io::stdin().is_terminal();
     let mut input_ended: Option<Instant> = None;

@@ -73,8 +73,14 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
 impl PipedClient {
     /// Starts `chat-client ARGS...` (`NO_COLOR` unset: colour must stay off on a pipe anyway).
     pub fn spawn(args: &[&str]) -> PipedClient {
+        PipedClient::spawn_with_env(args, &[])
+    }
+
+    /// [`PipedClient::spawn`] with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &Path)]) -> PipedClient {
         let mut child = Command::new(client_binary())
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("NO_COLOR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
