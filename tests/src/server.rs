@@ -112,7 +112,8 @@ impl Server {
 
     /// The TLS line port's address; panics if the server was started without `--tls-cert`.
     pub fn tls_addr(&self) -> SocketAddr {
-        self.tls_addr.expect("the server was started without --tls-cert")
+        self.tls_addr
+            .expect("the server was started without --tls-cert")
     }
 
     /// Reads the next ready line, `PREFIX127.0.0.1:PORT`, with a real port.
