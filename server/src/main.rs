@@ -15,6 +15,7 @@ mod registry;
 mod server;
 mod shared;
 mod stack;
+mod store;
 mod transport;
 mod web;
 
