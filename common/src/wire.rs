@@ -4,6 +4,9 @@
 /// The login prompt: the only thing the server sends without a line ending.
 pub const PROMPT: &str = "Username: ";
 
+/// The password prompt for a registered name (PROTOCOL.md section 12), sent like [`PROMPT`].
+pub const PASSWORD_PROMPT: &str = "Password: ";
+
 /// Every server line ends with CRLF.
 pub const LINE_END: &str = "\r\n";
 

@@ -129,6 +129,16 @@ impl Access {
         }
     }
 
+    /// Before checking a user's password from `ip`: how long it must wait first, if at all.
+    pub fn password_wait(&self, ip: IpAddr) -> Option<Duration> {
+        self.must_wait(canonical(ip), Instant::now())
+    }
+
+    /// A wrong password from `ip`: counts towards its wait.
+    pub fn password_failed(&self, ip: IpAddr) {
+        self.record_failure(canonical(ip), Instant::now());
+    }
+
     fn must_wait(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let mut failures = self.failures.lock();
         let recent = failures.get_mut(&ip)?;

@@ -79,6 +79,19 @@ pub struct Config {
     #[arg(long, help_heading = "TLS")]
     pub tls_port: Option<u16>,
 
+    /// Messages each room keeps for newcomers and /history; 0 keeps none.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000), help_heading = "History and accounts")]
+    pub history: u32,
+
+    /// Messages shown on entering a room.
+    #[arg(long, default_value_t = 20, help_heading = "History and accounts")]
+    pub history_on_join: u32,
+
+    /// Directory of the SQLite database that keeps history, topics, accounts, bans and mutes
+    /// across restarts [default: memory only]
+    #[arg(long, value_name = "DIR", help_heading = "History and accounts")]
+    pub data_dir: Option<PathBuf>,
+
     /// Connections one address may hold at once, logged in or not; 0 turns the limit off.
     #[arg(
         long,

@@ -56,8 +56,16 @@ pub trait LineSource {
 }
 
 enum Phase {
-    Login { deadline: Instant },
-    Chat { gate: FloodGate },
+    /// `password_for`: the name was registered; the next line is its password.
+    Login {
+        deadline: Instant,
+        password_for: Option<String>,
+    },
+    /// `password_for`: `/nick` to a registered name; the next line is its password.
+    Chat {
+        gate: FloodGate,
+        password_for: Option<String>,
+    },
 }
 
 enum Flow {
@@ -84,6 +92,7 @@ pub fn serve(
         peer,
         phase: Phase::Login {
             deadline: login_deadline,
+            password_for: None,
         },
     };
     let end = connection.run(source);
@@ -138,7 +147,7 @@ impl Connection<'_> {
     #[inline(never)]
     fn on_time(&mut self, source: &mut dyn LineSource, frames: &mut Vec<Frame>) -> Flow {
         let now = Instant::now();
-        if let Phase::Login { deadline } = self.phase {
+        if let Phase::Login { deadline, .. } = self.phase {
             if now >= deadline {
                 self.reply(&wire::error("login timed out"));
                 return Flow::Stop(End::LoginTimeout);
@@ -159,7 +168,7 @@ impl Connection<'_> {
     /// The next instant something is due: the login deadline or the source's own.
     fn next_due(&self, source: &dyn LineSource) -> Option<Instant> {
         let login = match self.phase {
-            Phase::Login { deadline } => Some(deadline),
+            Phase::Login { deadline, .. } => Some(deadline),
             Phase::Chat { .. } => None,
         };
         match (login, source.due()) {
@@ -197,17 +206,51 @@ impl Connection<'_> {
                 return Flow::Continue;
             }
         };
-        match self.phase {
-            Phase::Login { .. } => {
-                self.login(&line);
+        match &mut self.phase {
+            Phase::Login { password_for, .. } => {
+                match password_for.take() {
+                    Some(name) => self.login_with_password(&name, &line),
+                    None => self.login(&line),
+                }
                 Flow::Continue
             }
-            Phase::Chat { .. } => self.chat(&line),
+            Phase::Chat { password_for, .. } => match password_for.take() {
+                Some(name) => {
+                    commands::account::nick_with_password(self.shared, self.peer, &name, &line);
+                    Flow::Continue
+                }
+                None => self.chat(&line),
+            },
         }
     }
 
+    /// A name: registered ones (not online) are asked for their password first.
     fn login(&mut self, line: &str) {
-        match self.shared.registry.login(self.peer, line) {
+        let registered = chat_common::validate_name(line)
+            .ok()
+            .filter(|name| self.shared.accounts.is_registered(name))
+            .filter(|name| self.shared.registry.id_of(name).is_none());
+        if let (Some(name), Phase::Login { password_for, .. }) = (registered, &mut self.phase) {
+            *password_for = Some(name.to_owned());
+            self.ask(wire::PASSWORD_PROMPT);
+            return;
+        }
+        self.enter(line);
+    }
+
+    fn login_with_password(&mut self, name: &str, password: &str) {
+        match commands::account::check_password(self.shared, self.peer, name, password) {
+            Ok(()) => self.enter(name),
+            Err(refusal) => {
+                self.reply(&wire::error(&refusal));
+                self.prompt();
+            }
+        }
+    }
+
+    /// Logs in under `name` (its password, if any, already checked).
+    fn enter(&mut self, name: &str) {
+        match self.shared.registry.login(self.peer, name) {
             Ok(name) => {
                 let addr = self.shared.registry.address_of(self.peer.id);
                 let via = match (self.peer.framing(), self.peer.tls().is_some()) {
@@ -222,6 +265,7 @@ impl Connection<'_> {
                         self.shared.config.flood_burst,
                         self.shared.config.flood_rate,
                     ),
+                    password_for: None,
                 };
             }
             Err(refusal) => {
@@ -234,9 +278,17 @@ impl Connection<'_> {
     fn chat(&mut self, line: &str) -> Flow {
         let input = commands::parse(line);
         let exempt = matches!(input, Input::Blank | Input::Command(Command::Quit(_)));
-        if let Phase::Chat { gate } = &mut self.phase {
-            if !exempt && !gate.allow(Instant::now()) {
-                self.reply(&wire::error("slow down"));
+        let Phase::Chat { gate, password_for } = &mut self.phase else {
+            return Flow::Continue;
+        };
+        if !exempt && !gate.allow(Instant::now()) {
+            self.reply(&wire::error("slow down"));
+            return Flow::Continue;
+        }
+        if let Input::Command(Command::Nick(new)) = input {
+            if commands::account::needs_password_for_nick(self.shared, self.peer, new) {
+                *password_for = Some(new.to_owned());
+                self.ask(wire::PASSWORD_PROMPT);
                 return Flow::Continue;
             }
         }
@@ -257,7 +309,12 @@ impl Connection<'_> {
     }
 
     fn prompt(&self) {
-        if self.peer.send_prompt(wire::PROMPT).is_err() {
+        self.ask(wire::PROMPT);
+    }
+
+    /// Sends a prompt (`Username: `, `Password: `).
+    fn ask(&self, prompt: &str) {
+        if self.peer.send_prompt(prompt).is_err() {
             self.peer.disconnect();
         }
     }

@@ -2,6 +2,7 @@
 //! contract and the README for how to run it.
 
 mod access;
+mod accounts;
 mod commands;
 mod config;
 mod connection;
@@ -37,6 +38,12 @@ fn main() {
         // take the logging thread (a connection, or the signal handler) down with it.
         .log_internal_errors(false)
         .init();
+    // Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, which the database
+    // writer logs and survives, instead of the signal killing the whole server.
+    // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     if let Err(e) = server::run(config) {
         eprintln!("chat-server: {e:#}");
         std::process::exit(1);

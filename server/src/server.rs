@@ -17,11 +17,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::access::Access;
+use crate::accounts::Accounts;
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::flusher::Flushers;
 use crate::listener::{accept_loop, bind, Port};
-use crate::registry::Registry;
+use crate::registry::{HistorySettings, Registry};
 use crate::shared::Shared;
+use crate::store::{Loaded, Store};
 use crate::transport::tls::TlsSettings;
 use crate::{housekeeping, limits};
 
@@ -50,9 +52,28 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .transpose()?;
 
     let access = Access::from_config(&config)?;
+    let (store, loaded) = match &config.data_dir {
+        Some(dir) => {
+            let (store, loaded) = Store::open(dir, config.history as usize)?;
+            (Some(Arc::new(store)), loaded)
+        }
+        None => (None, Loaded::default()),
+    };
+    let registry = Registry::new(
+        max_clients as usize,
+        HistorySettings {
+            keep: config.history as usize,
+            on_join: config.history_on_join as usize,
+            outlive_rooms: store.is_some(),
+        },
+    );
+    if let Some(store) = &store {
+        registry.restore(Arc::clone(store), &loaded);
+    }
     let shared = Arc::new(Shared {
+        accounts: Accounts::new(loaded.accounts, store),
+        registry,
         access,
-        registry: Registry::new(max_clients as usize),
         flushers: Flushers::start(config.writer_threads())?,
         tls,
         config,

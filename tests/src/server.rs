@@ -39,17 +39,25 @@ impl Server {
     /// `listening on HOST:PORT` line, its `web on HOST:PORT` line unless `--no-web`, and its
     /// `tls on HOST:PORT` line with `--tls-cert`.
     pub fn start(extra_args: &[&str]) -> Server {
+        Self::start_with(extra_args, |_| {})
+    }
+
+    /// [`Server::start`], with a last say over the command (environment, limits).
+    pub fn start_with(extra_args: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
         let web = !extra_args.contains(&"--no-web");
         let tls = extra_args.contains(&"--tls-cert");
         let stderr_path = new_log_path("server");
         let stderr = File::create(&stderr_path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", stderr_path.display()));
-        let mut child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        command
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(stderr)
+            .stderr(stderr);
+        configure(&mut command);
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", server_binary().display()));
         let stdout = child.stdout.take().expect("piped stdout");

@@ -64,6 +64,17 @@ pub fn execute(shared: &Shared, peer: &Arc<Peer>, command: Command) {
             }
             Err(e) => reply(&wire::error(&format!("invalid room name: {e}"))),
         },
+        Command::History(n) => registry.history(peer, n),
+        Command::Topic(None) => registry.show_topic(peer),
+        Command::Topic(Some(text)) => {
+            let text = sanitize(text);
+            if let Err(refusal) = registry.set_topic(peer, text.trim()) {
+                reply(&wire::error(&refusal));
+            }
+        }
+        Command::Register(_) | Command::Password { .. } | Command::Unregister(_) => {
+            super::account::execute(shared, peer, command)
+        }
         Command::Oper(_)
         | Command::Kick { .. }
         | Command::Ban { .. }

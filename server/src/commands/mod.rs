@@ -4,6 +4,7 @@
 //! Parsing works on the raw line so names can be checked as typed (a name with a control
 //! character is refused, not cleaned); free text is sanitised when it is relayed.
 
+pub mod account;
 pub mod chat;
 pub mod oper;
 
@@ -31,6 +32,16 @@ pub enum Command<'a> {
     Join(&'a str),
     Rooms,
     Oper(&'a str),
+    Register(&'a str),
+    Password {
+        old: &'a str,
+        new: &'a str,
+    },
+    Unregister(&'a str),
+    /// `/history [N]`.
+    History(Option<usize>),
+    /// `/topic [TEXT]`.
+    Topic(Option<&'a str>),
     Kick {
         name: &'a str,
         reason: Option<&'a str>,
@@ -65,6 +76,11 @@ pub const HELP: &[&str] = &[
     "/join ROOM          move to another room (created on first join)",
     "/rooms              list the rooms and how many are in each",
     "//text              send a message that starts with /",
+    "/topic [TEXT]       show or set your room's topic",
+    "/history [N]        the last N messages of your room",
+    "/register PASSWORD  keep your name: nobody else can use it without the password",
+    "/password OLD NEW   change your password",
+    "/unregister PASSWORD give your name back",
     "/oper PASSWORD      become an operator",
 ];
 
@@ -111,6 +127,21 @@ pub fn parse(line: &str) -> Input<'_> {
             _ => Command::Usage("/msg NAME TEXT"),
         },
         "/oper" => arg.map_or(Command::Usage("/oper PASSWORD"), Command::Oper),
+        "/register" => arg.map_or(Command::Usage("/register PASSWORD"), Command::Register),
+        "/unregister" => arg.map_or(Command::Usage("/unregister PASSWORD"), Command::Unregister),
+        "/password" => match rest.split_once(char::is_whitespace) {
+            Some((old, new)) if !new.trim().is_empty() => Command::Password {
+                old,
+                new: new.trim(),
+            },
+            _ => Command::Usage("/password OLD NEW"),
+        },
+        "/history" => match arg.map(str::parse::<usize>) {
+            None => Command::History(None),
+            Some(Ok(n)) if n > 0 => Command::History(Some(n)),
+            Some(_) => Command::Usage("/history [N]"),
+        },
+        "/topic" => Command::Topic(arg),
         "/kick" => match split_word(rest) {
             Some((name, reason)) => Command::Kick { name, reason },
             None => Command::Usage("/kick NAME [reason]"),

@@ -119,6 +119,11 @@ impl Peer {
         &self.socket
     }
 
+    /// `--outbuf-limit`: the most this peer may have unsent before it is dropped.
+    pub fn outbuf_limit(&self) -> usize {
+        self.outbuf_limit
+    }
+
     /// The TLS session, on a TLS port.
     pub fn tls(&self) -> Option<&Mutex<ServerConnection>> {
         self.tls.as_ref()

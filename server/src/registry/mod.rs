@@ -13,18 +13,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_common::{key, wire, NameError};
-use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use crate::peer::{Peer, PeerId};
 
 mod admission;
+mod history;
 mod listing;
+mod memory;
 mod moderation;
+mod restore;
 mod state;
 
 pub use admission::{Admission, AdmitError};
 pub use moderation::{Muted, Target};
+pub use state::HistorySettings;
 
 use listing::{list_lines, plural};
 use state::{bump, Room, Session, State};
@@ -64,15 +67,12 @@ pub struct Registry {
 pub(crate) type Evicted = Vec<Arc<Peer>>;
 
 impl Registry {
-    pub fn new(max_clients: usize) -> Self {
-        let mut state = State::default();
-        state.rooms.insert(
-            LOBBY.to_owned(),
-            Room {
-                name: LOBBY.to_owned(),
-                members: IndexMap::new(),
-            },
-        );
+    pub fn new(max_clients: usize, history: HistorySettings) -> Self {
+        let mut state = State {
+            history,
+            ..State::default()
+        };
+        state.rooms.insert(LOBBY.to_owned(), Room::new(LOBBY));
         Self {
             max_clients,
             next_id: AtomicU64::new(1),
@@ -147,8 +147,14 @@ impl Registry {
                 evicted,
             );
             state.enter_room(LOBBY, peer);
+            state.show_room_memory(LOBBY, peer, evicted);
             Ok(name.to_owned())
         })
+    }
+
+    /// Who is logged in under `name` (any case), if anyone.
+    pub fn id_of(&self, name: &str) -> Option<PeerId> {
+        self.state.lock().names.get(&key(name)).copied()
     }
 
     /// The user's current name, if logged in.
@@ -167,6 +173,7 @@ impl Registry {
                 let room = session.room.clone();
                 bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, Some(id), evicted);
+                state.remember(&room, line);
             }
             Ok(())
         })
@@ -183,6 +190,7 @@ impl Registry {
                 let room = session.room.clone();
                 bump(&state.stats.messages_relayed, 1);
                 state.broadcast(&room, &line, None, evicted);
+                state.remember(&room, line);
             }
             Ok(())
         })
@@ -235,6 +243,18 @@ impl Registry {
             // A mute follows the user to the new name.
             if let Some(until) = state.mutes.remove(&key(&old)) {
                 state.mutes.insert(new_key.clone(), until);
+                if let Some(store) = &state.store {
+                    store.delete_mute(&key(&old));
+                    let until_ms = until.map(|t| {
+                        let left = t.saturating_duration_since(Instant::now()).as_millis();
+                        crate::store::now_ms()
+                            .saturating_add(i64::try_from(left).unwrap_or(i64::MAX))
+                    });
+                    store.save_mute(crate::store::MuteRow {
+                        name_key: new_key.clone(),
+                        until_ms,
+                    });
+                }
             }
             state.names.insert(new_key, id);
             if let Some(session) = state.sessions.get_mut(&id) {
@@ -262,7 +282,9 @@ impl Registry {
             let display = state
                 .rooms
                 .get(&new_key)
-                .map_or_else(|| room_name.to_owned(), |room| room.name.clone());
+                .map(|room| room.name.clone())
+                .or_else(|| state.archived.get(&new_key).map(|(name, _)| name.clone()))
+                .unwrap_or_else(|| room_name.to_owned());
             state.leave_room(&old_key, peer.id);
             let left = wire::notice(&format!("{name} left (moved to {display})"));
             state.broadcast(&old_key, &left, None, evicted);
@@ -272,10 +294,7 @@ impl Registry {
                 None,
                 evicted,
             );
-            state.rooms.entry(new_key.clone()).or_insert_with(|| Room {
-                name: room_name.to_owned(),
-                members: IndexMap::new(),
-            });
+            state.open_room(&new_key, room_name);
             state.enter_room(&new_key, peer);
             if let Some(session) = state.sessions.get_mut(&peer.id) {
                 session.room = new_key.clone();
@@ -289,6 +308,7 @@ impl Registry {
             for line in list_lines(&head, &names) {
                 state.deliver(peer, &line, evicted);
             }
+            state.show_room_memory(&new_key, peer, evicted);
             Ok(())
         })
     }
@@ -315,22 +335,24 @@ impl Registry {
     /// `/rooms`: every room with its user count.
     pub fn rooms(&self, peer: &Arc<Peer>) {
         self.with_state(|state, evicted| {
-            let mut rooms: Vec<(&str, usize)> = state
-                .rooms
-                .values()
-                .map(|room| (room.name.as_str(), room.members.len()))
-                .collect();
-            rooms.sort_unstable_by_key(|&(name, _)| key(name));
+            let mut rooms: Vec<&Room> = state.rooms.values().collect();
+            rooms.sort_unstable_by_key(|room| key(&room.name));
             let entries: Vec<String> = rooms
                 .iter()
-                .map(|(name, count)| format!("{name} ({count})"))
+                .map(|room| format!("{} ({})", room.name, room.members.len()))
                 .collect();
             let head = format!(
                 "{} {}: ",
                 entries.len(),
                 plural(entries.len(), "room", "rooms")
             );
-            for line in list_lines(&head, &entries) {
+            let mut lines = list_lines(&head, &entries);
+            // Topics follow, indented as the list's own continuation lines.
+            lines.extend(rooms.iter().filter_map(|room| {
+                let topic = room.log.topic.as_ref()?;
+                Some(wire::notice(&format!("  {}: {topic}", room.name)))
+            }));
+            for line in lines {
                 state.deliver(peer, &line, evicted);
             }
         });

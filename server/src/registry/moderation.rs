@@ -11,6 +11,7 @@ use super::listing::{list_lines, plural};
 use super::state::{Ban, State};
 use super::{Evicted, Registry};
 use crate::peer::{Peer, PeerId};
+use crate::store::{BanRow, MuteRow};
 use crate::transport::CloseReason;
 
 /// The user is muted: its messages reach nobody.
@@ -39,6 +40,11 @@ fn for_minutes(minutes: Option<f64>) -> String {
         let unit = if m == 1.0 { "minute" } else { "minutes" };
         format!(" for {m} {unit}")
     })
+}
+
+/// The end of a timed ban or mute in Unix ms, for the disk.
+fn until_ms(minutes: Option<f64>) -> Option<i64> {
+    minutes.map(|m| crate::store::now_ms().saturating_add((m * 60_000.0) as i64))
 }
 
 fn until(minutes: Option<f64>) -> Option<Instant> {
@@ -118,6 +124,14 @@ impl Registry {
                 until: until(minutes),
                 by: op_name.to_owned(),
             });
+            if let Some(store) = &state.store {
+                store.save_ban(BanRow {
+                    ip,
+                    name: name.clone(),
+                    until_ms: until_ms(minutes),
+                    by: op_name.to_owned(),
+                });
+            }
             tracing::info!(op = %op_name, %ip, target = name.as_deref().unwrap_or(""), minutes = ?minutes, "banned");
             let from_there: Vec<PeerId> = state
                 .conn_ips
@@ -152,13 +166,23 @@ impl Registry {
     /// `/unban NAME|ADDR`.
     pub fn unban(&self, op: &Arc<Peer>, target: Target) -> Result<(), String> {
         self.as_operator(op.id, |state, op_name, evicted, _| {
-            let before = state.bans.len();
-            state.bans.retain(|ban| match target {
-                Target::Addr(ip) => ban.ip != ip,
-                Target::Name(name) => ban.name.as_deref().is_none_or(|n| key(n) != key(name)),
-            });
-            if state.bans.len() == before {
+            let lifted: Vec<IpAddr> = state
+                .bans
+                .iter()
+                .filter(|ban| match target {
+                    Target::Addr(ip) => ban.ip == ip,
+                    Target::Name(name) => ban.name.as_deref().is_some_and(|n| key(n) == key(name)),
+                })
+                .map(|ban| ban.ip)
+                .collect();
+            if lifted.is_empty() {
                 return Err("no such ban".to_owned());
+            }
+            state.bans.retain(|ban| !lifted.contains(&ban.ip));
+            if let Some(store) = &state.store {
+                for ip in &lifted {
+                    store.delete_ban(*ip);
+                }
             }
             let shown = match target {
                 Target::Addr(ip) => ip.to_string(),
@@ -211,6 +235,12 @@ impl Registry {
             let id = state.find_user(name)?;
             let (target, room) = state.name_and_room(id);
             state.mutes.insert(key(&target), until(minutes));
+            if let Some(store) = &state.store {
+                store.save_mute(MuteRow {
+                    name_key: key(&target),
+                    until_ms: until_ms(minutes),
+                });
+            }
             tracing::info!(op = %op_name, %target, addr = ?state.conn_ips.get(&id), minutes = ?minutes, "muted");
             state.announce(&room, &format!("{target} was muted by {op_name}{span}"), op, evicted);
             Ok(())
@@ -222,6 +252,9 @@ impl Registry {
         self.as_operator(op.id, |state, op_name, evicted, _| {
             if state.mutes.remove(&key(name)).is_none() {
                 return Err(format!("{name} is not muted"));
+            }
+            if let Some(store) = &state.store {
+                store.delete_mute(&key(name));
             }
             tracing::info!(op = %op_name, target = %name, "unmuted");
             match state.find_user(name) {

@@ -10,8 +10,10 @@ use std::time::Instant;
 use chat_common::{key, wire};
 use indexmap::IndexMap;
 
+use super::history::{now_ms, topic_line, Entry, RoomLog};
 use super::{Evicted, LOBBY};
 use crate::peer::{Peer, PeerId};
+use crate::store::{HistoryRow, Store};
 
 pub(super) struct Session {
     pub(super) name: String,
@@ -38,7 +40,33 @@ impl Ban {
 pub(super) struct Room {
     pub(super) name: String,
     pub(super) members: IndexMap<PeerId, Arc<Peer>>,
+    pub(super) log: RoomLog,
 }
+
+impl Room {
+    pub(super) fn new(name: &str) -> Self {
+        Room {
+            name: name.to_owned(),
+            members: IndexMap::new(),
+            log: RoomLog::default(),
+        }
+    }
+}
+
+/// How much rooms remember.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistorySettings {
+    /// Messages kept per room (`--history`).
+    pub keep: usize,
+    /// Messages shown on entering a room (`--history-on-join`).
+    pub on_join: usize,
+    /// History and topics outlive their room (they are on disk): an emptied room's memory is
+    /// kept for when it is entered again.
+    pub outlive_rooms: bool,
+}
+
+/// Empty rooms' memories kept at most, oldest dropped first; the disk keeps them all.
+const MAX_ARCHIVED_ROOMS: usize = 1000;
 
 #[derive(Default)]
 pub(super) struct State {
@@ -60,6 +88,11 @@ pub(super) struct State {
     pub(super) bans: Vec<Ban>,
     /// Muted name keys, until when (none: until unmuted).
     pub(super) mutes: HashMap<String, Option<Instant>>,
+    pub(super) history: HistorySettings,
+    /// The memories of rooms that emptied, by room key, with the room's name.
+    pub(super) archived: IndexMap<String, (String, RoomLog)>,
+    /// The disk, with `--data-dir`: rows are handed to it without waiting.
+    pub(super) store: Option<Arc<Store>>,
 }
 
 /// Counters for `/metrics`, kept under the registry lock (cells, so counting needs no `&mut`).
@@ -132,7 +165,8 @@ impl State {
         }
     }
 
-    /// Takes a peer out of a room; an empty room other than the lobby disappears.
+    /// Takes a peer out of a room; an empty room other than the lobby disappears, and its
+    /// memory with it unless memories outlive rooms.
     pub(super) fn leave_room(&mut self, room_key: &str, id: PeerId) {
         let now_empty = match self.rooms.get_mut(room_key) {
             Some(room) => {
@@ -142,7 +176,80 @@ impl State {
             None => false,
         };
         if now_empty && room_key != LOBBY {
-            self.rooms.remove(room_key);
+            if let Some(room) = self.rooms.remove(room_key) {
+                if self.history.outlive_rooms && !room.log.is_empty() {
+                    if self.archived.len() >= MAX_ARCHIVED_ROOMS {
+                        self.archived.shift_remove_index(0);
+                    }
+                    self.archived
+                        .insert(room_key.to_owned(), (room.name, room.log));
+                }
+            }
+        }
+    }
+
+    /// The room, created (with its archived memory, if any) on first entry.
+    pub(super) fn open_room(&mut self, room_key: &str, name: &str) {
+        if self.rooms.contains_key(room_key) {
+            return;
+        }
+        let mut room = Room::new(name);
+        if let Some((archived_name, log)) = self.archived.shift_remove(room_key) {
+            room.name = archived_name;
+            room.log = log;
+        }
+        self.rooms.insert(room_key.to_owned(), room);
+    }
+
+    /// A room's memory, wherever it is: in the room, archived, or new in the archive.
+    pub(super) fn room_log(&mut self, room_key: &str, room_name: &str) -> &mut RoomLog {
+        if self.rooms.contains_key(room_key) {
+            return &mut self.rooms.get_mut(room_key).expect("checked").log;
+        }
+        &mut self
+            .archived
+            .entry(room_key.to_owned())
+            .or_insert_with(|| (room_name.to_owned(), RoomLog::default()))
+            .1
+    }
+
+    /// Adds a delivered message to its room's memory.
+    pub(super) fn remember(&mut self, room_key: &str, line: String) {
+        let keep = self.history.keep;
+        if keep == 0 {
+            return;
+        }
+        if let Some(room) = self.rooms.get_mut(room_key) {
+            let at_ms = now_ms();
+            if let Some(store) = &self.store {
+                store.record_message(HistoryRow {
+                    room_key: room_key.to_owned(),
+                    room_name: room.name.clone(),
+                    at_ms,
+                    line: line.clone(),
+                });
+            }
+            room.log.remember(
+                Entry {
+                    at_ms,
+                    line: line.into(),
+                },
+                keep,
+            );
+        }
+    }
+
+    /// What a user entering a room is shown after the welcome or join reply: the topic, then
+    /// the last messages.
+    pub(super) fn show_room_memory(&self, room_key: &str, peer: &Arc<Peer>, evicted: &mut Evicted) {
+        let Some(room) = self.rooms.get(room_key) else {
+            return;
+        };
+        if let Some(topic) = &room.log.topic {
+            self.deliver(peer, &topic_line(topic), evicted);
+        }
+        for line in room.log.last_lines(self.history.on_join) {
+            self.deliver(peer, &line, evicted);
         }
     }
 

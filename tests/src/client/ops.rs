@@ -28,14 +28,30 @@ impl Client {
         &mut self,
         stop: impl Fn(&str) -> bool,
     ) -> Result<Vec<String>, Vec<String>> {
+        self.prompt_of_or_line(PROMPT, stop)
+    }
+
+    /// Reads up to and including another prompt (`Password: `) and returns the lines before it.
+    pub fn expect_prompt_of(&mut self, prompt: &[u8]) -> Vec<String> {
+        match self.prompt_of_or_line(prompt, |_| false) {
+            Ok(lines) => lines,
+            Err(_) => unreachable!("no line stops the wait"),
+        }
+    }
+
+    fn prompt_of_or_line(
+        &mut self,
+        prompt: &[u8],
+        stop: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, Vec<String>> {
         let deadline = Instant::now() + T;
         let mut before = Vec::new();
         loop {
-            if self.buf.starts_with(PROMPT) {
-                self.buf.drain(..PROMPT.len());
+            if self.buf.starts_with(prompt) {
+                self.buf.drain(..prompt.len());
                 return Ok(before);
             }
-            if !PROMPT.starts_with(&self.buf) {
+            if !prompt.starts_with(&self.buf) {
                 if let Some(line) = self.take_line() {
                     let line = self.utf8(line);
                     let done = stop(&line);
@@ -47,9 +63,10 @@ impl Client {
                 }
             }
             if let Err(end) = self.fill(deadline) {
-                let mut s = format!("the prompt `Username: ` (lines before it: {before:?})");
-                if end == End::Timeout && self.buf.starts_with(b"Username:") {
-                    s.push_str(" -- the exact bytes are `Username: ` without line ending");
+                let shown = String::from_utf8_lossy(prompt);
+                let mut s = format!("the prompt `{shown}` (lines before it: {before:?})");
+                if end == End::Timeout && self.buf.starts_with(prompt.trim_ascii_end()) {
+                    s.push_str(" -- the exact bytes are the prompt without line ending");
                 }
                 self.lost(end, &s, T)
             }

@@ -1,0 +1,58 @@
+//! Putting back what the disk kept (`--data-dir`): rooms' history and topics, bans, mutes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::history::Entry;
+use super::state::Ban;
+use super::Registry;
+use crate::store::{now_ms, Loaded, Store};
+
+impl Registry {
+    /// Hands the registry the store, and the rows loaded from it at start.
+    pub fn restore(&self, store: Arc<Store>, loaded: &Loaded) {
+        let mut state = self.state.lock();
+        let keep = state.history.keep;
+        let now = (Instant::now(), now_ms());
+        for row in &loaded.history {
+            let log = state.room_log(&row.room_key, &row.room_name);
+            log.remember(
+                Entry {
+                    at_ms: row.at_ms,
+                    line: row.line.as_str().into(),
+                },
+                keep,
+            );
+        }
+        for row in &loaded.topics {
+            state.room_log(&row.room_key, &row.room_name).topic = Some(row.topic.clone());
+        }
+        for row in &loaded.bans {
+            state.bans.push(Ban {
+                ip: row.ip,
+                name: row.name.clone(),
+                until: row.until_ms.map(|ms| instant_of(ms, now)),
+                by: row.by.clone(),
+            });
+        }
+        for row in &loaded.mutes {
+            let until = row.until_ms.map(|ms| instant_of(ms, now));
+            state.mutes.insert(row.name_key.clone(), until);
+        }
+        state.store = Some(store);
+        tracing::info!(
+            accounts = loaded.accounts.len(),
+            history = loaded.history.len(),
+            topics = loaded.topics.len(),
+            bans = loaded.bans.len(),
+            mutes = loaded.mutes.len(),
+            "restored from the data dir"
+        );
+    }
+}
+
+/// The instant of a wall-clock time in Unix ms, given now in both clocks.
+fn instant_of(ms: i64, (now, now_ms): (Instant, i64)) -> Instant {
+    let ahead = u64::try_from(ms.saturating_sub(now_ms)).unwrap_or(0);
+    now + Duration::from_millis(ahead)
+}
