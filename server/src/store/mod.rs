@@ -37,8 +37,12 @@ mod writer;
 mod tests;
 #[cfg(test)]
 mod tests_failure;
+#[cfg(test)]
+mod tests_kill;
 
+use std::fs::File;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +57,8 @@ use writer::{Op, Reply};
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "chat.db";
+/// Locked by the chat-server using the data dir.
+const LOCK_FILE: &str = "chat.lock";
 /// Items the writer may fall behind by before new ones are dropped.
 const QUEUE_CAPACITY: usize = 10_000;
 /// How long `save_account` and `delete_account` wait for the commit.
@@ -142,6 +148,8 @@ pub struct Store {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// Held (locked) while the store is open; dropped after the writer has finished.
+    _lock: File,
 }
 
 impl Store {
@@ -160,6 +168,7 @@ impl Store {
     ) -> anyhow::Result<(Store, Loaded)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
         let mut conn = schema::open(&path)?;
         let keep = history_per_room.max(DISK_HISTORY_MIN);
@@ -182,6 +191,7 @@ impl Store {
             shared,
             writer: Some(writer),
             path,
+            _lock: lock,
         };
         Ok((store, loaded))
     }
@@ -302,6 +312,32 @@ impl Drop for Store {
             }
         }
     }
+}
+
+/// Takes DIR/chat.lock, so that a second chat-server on the same data dir is refused at start
+/// instead of interleaving its writes and its pruning with ours. The kernel releases the lock
+/// when the process ends, however it ends.
+fn lock_dir(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // flock, not `File::try_lock`: that needs Rust 1.89 and the workspace says 1.88.
+    // SAFETY: flock only takes a descriptor, which `file` keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(file);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        anyhow::bail!(
+            "the data dir {} is in use by another chat-server",
+            dir.display()
+        );
+    }
+    Err(e).with_context(|| format!("cannot lock {}", path.display()))
 }
 
 /// Now, in milliseconds since the Unix epoch (the unit of every `*_ms` column).

@@ -297,3 +297,19 @@ fn save_account_is_on_disk_when_it_returns() {
     let (_store, loaded) = Store::open(dir.path(), 20).expect("reopen");
     assert_eq!(loaded.accounts, vec![changed]);
 }
+
+#[test]
+fn a_second_store_on_the_same_dir_is_refused() {
+    let dir = TempDir::new("lock");
+    let (store, _) = Store::open(dir.path(), 20).expect("open");
+    let err = format!("{:#}", Store::open(dir.path(), 20).err().expect("refused"));
+    assert!(err.contains("in use by another chat-server"), "{err}");
+    drop(store);
+    Store::open(dir.path(), 20).expect("open once the first is closed");
+}
+
+#[test]
+fn the_store_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+}
