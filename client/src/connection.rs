@@ -4,7 +4,8 @@
 //! The reader thread owns everything that comes from the server. It decodes, cleans, colours
 //! and prints each line itself, through whichever [`Output`] the mode chose, so incoming lines
 //! appear the moment they arrive whatever the main thread is doing. It tells the main thread
-//! only what changes its course: a prompt, a completed login, the end of the connection.
+//! only what changes its course: a prompt (`Username: ` or `Password: `), a completed login,
+//! the end of the connection.
 
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -184,6 +185,12 @@ impl Reader {
     fn handle(&mut self, item: Incoming) {
         match item {
             Incoming::Prompt => self.prompt(PROMPT.to_owned()),
+            Incoming::PasswordPrompt => {
+                // Nothing is printed: the main thread shows the prompt and hides the answer.
+                self.session.login().on_password_prompt();
+                self.session.ask_password();
+                let _ = self.events.send(Event::PasswordPrompt);
+            }
             Incoming::Line(raw) => {
                 let line = sanitize(&raw);
                 let parsed = ServerLine::parse(&line);
@@ -197,9 +204,11 @@ impl Reader {
                         roster.set_me(name);
                     }
                     let event = match parsed {
-                        ServerLine::Notice(text) => {
-                            (roster.observe(text) == Change::Room).then_some(Event::RoomChanged)
-                        }
+                        ServerLine::Notice(text) => match roster.observe(text) {
+                            Change::Room => Some(Event::RoomChanged),
+                            Change::Renamed => Some(Event::Renamed),
+                            Change::None => None,
+                        },
                         ServerLine::Message { from, .. } => {
                             roster.saw_speaker(from);
                             None

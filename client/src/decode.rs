@@ -1,15 +1,15 @@
 //! The server's bytes into lines.
 //!
-//! Server lines end with CRLF, but the login prompt `Username: ` comes with no line ending so
-//! that `nc` users type on it. The decoder therefore reports two things: whole lines, and the
-//! prompt as soon as the unterminated rest of the stream spells it. Any other unterminated rest
-//! stays pending; the reader takes it with [`LineDecoder::take_partial`] after a pause, which is
-//! how a prompt from a server other than ours still shows.
+//! Server lines end with CRLF, but the prompts `Username: ` and `Password: ` come with no line
+//! ending so that `nc` users type on them. The decoder therefore reports two things: whole
+//! lines, and a prompt as soon as the unterminated rest of the stream spells it. Any other
+//! unterminated rest stays pending; the reader takes it with [`LineDecoder::take_partial`] after
+//! a pause, which is how a prompt from a server other than ours still shows.
 //!
 //! Text is decoded lossily (invalid UTF-8 becomes U+FFFD) and a line is cut at [`MAX_LINE`]
 //! bytes, so a hostile server cannot make the client hold unbounded memory.
 
-use chat_common::wire::PROMPT;
+use chat_common::wire::{PASSWORD_PROMPT, PROMPT};
 
 /// Longest line kept whole; longer ones are split into pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -19,8 +19,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub enum Incoming {
     /// A line without its line ending, not yet sanitised.
     Line(String),
-    /// The login prompt.
+    /// The login prompt, `Username: `.
     Prompt,
+    /// The password prompt for a registered name (PROTOCOL.md section 12), `Password: `.
+    PasswordPrompt,
 }
 
 #[derive(Debug, Default)]
@@ -44,11 +46,14 @@ impl LineDecoder {
                 continue;
             }
             self.partial.push(byte);
-            // Every other server line starts with `* `, `! ` or `[`, so this can only be the
+            // Every other server line starts with `* `, `! ` or `[`, so this can only be a
             // prompt, even when more bytes follow in the same read.
             if self.partial == PROMPT.as_bytes() {
                 self.partial.clear();
                 out.push(Incoming::Prompt);
+            } else if self.partial == PASSWORD_PROMPT.as_bytes() {
+                self.partial.clear();
+                out.push(Incoming::PasswordPrompt);
             } else if self.partial.len() >= MAX_LINE {
                 out.push(Incoming::Line(self.take()));
             }
@@ -129,6 +134,22 @@ mod tests {
     fn refusal_then_prompt_again() {
         let (out, _) = decode(&[b"! the name bob is taken\r\nUsername: "]);
         assert_eq!(out, vec![line("! the name bob is taken"), Incoming::Prompt]);
+    }
+
+    #[test]
+    fn password_prompt_after_a_name_and_split_across_reads() {
+        let (out, rest) = decode(&[b"Pass", b"word: "]);
+        assert_eq!(out, vec![Incoming::PasswordPrompt]);
+        assert!(!rest.has_partial());
+        let (out, _) = decode(&[b"Password: ! wrong password\r\nUsername: "]);
+        assert_eq!(
+            out,
+            vec![
+                Incoming::PasswordPrompt,
+                line("! wrong password"),
+                Incoming::Prompt
+            ]
+        );
     }
 
     #[test]

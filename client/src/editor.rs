@@ -3,7 +3,7 @@
 use anyhow::Context;
 use rustyline::history::DefaultHistory;
 use rustyline::{
-    Cmd, CompletionType, ConditionalEventHandler, Config, Editor, Event, EventContext,
+    Cmd, ColorMode, CompletionType, ConditionalEventHandler, Config, Editor, Event, EventContext,
     EventHandler, KeyEvent, Movement, RepeatCount,
 };
 
@@ -26,6 +26,9 @@ impl Terminal {
             .context("history size")?
             .auto_add_history(false)
             .completion_type(CompletionType::List)
+            // rustyline calls the highlighter only with colours on, and the highlighter is what
+            // hides a password (crate::complete): on even with NO_COLOR. It adds no colour.
+            .color_mode(ColorMode::Forced)
             .build();
         let mut editor = ChatEditor::with_config(config)?;
         editor.bind_sequence(

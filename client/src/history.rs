@@ -1,6 +1,7 @@
 //! Input history kept across runs, in `chat-client/history` under the user's data directory
 //! (`$XDG_DATA_HOME`, else `~/.local/share`, on Linux). rustyline reads and writes the file;
-//! this decides where it is and keeps a failing disk from getting in the way of chatting.
+//! this decides where it is, which lines may go in it ([`keeps`]), and keeps a failing disk
+//! from getting in the way of chatting.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,19 @@ pub const MAX_LINES: usize = 1000;
 /// The history file of this user, if the platform has a data directory.
 pub fn default_path() -> Option<PathBuf> {
     ProjectDirs::from("", "", "chat-client").map(|dirs| dirs.data_dir().join("history"))
+}
+
+/// Commands whose arguments are passwords (PROTOCOL.md section 12).
+const SECRET_COMMANDS: [&str; 3] = ["/register", "/password", "/unregister"];
+
+/// May `line` go into the history (memory and file)? Not a command that carries a password,
+/// however it is spelt (the server matches commands case-insensitively). The answer to a
+/// `Password: ` prompt never gets this far: the caller knows it is one.
+pub fn keeps(line: &str) -> bool {
+    let word = line.trim_start().split([' ', '\t']).next().unwrap_or("");
+    !SECRET_COMMANDS
+        .iter()
+        .any(|command| word.eq_ignore_ascii_case(command))
 }
 
 /// Where history goes, or nowhere (`--no-history-file`, no data directory, or a write failed).
@@ -73,6 +87,29 @@ mod tests {
             .expect("history size")
             .build();
         Editor::with_config(config).expect("editor")
+    }
+
+    #[test]
+    fn commands_with_passwords_are_not_kept() {
+        for line in [
+            "/register s3cretpass",
+            "/REGISTER s3cretpass",
+            "  /password old1pass new2pass",
+            "/unregister\ts3cretpass",
+            "/register",
+        ] {
+            assert!(!keeps(line), "{line}");
+        }
+        for line in [
+            "hello",
+            "/nick bob",
+            "/registered",
+            "//register as a message",
+            "I forgot my /password",
+            "/msg bob /register is the command",
+        ] {
+            assert!(keeps(line), "{line}");
+        }
     }
 
     #[test]

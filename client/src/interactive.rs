@@ -21,6 +21,13 @@
 //! Login: until the server accepts a name, the readline prompt is the server's own prompt
 //! (`Username: `), so the user types on it as with `nc`; afterwards it is `#ROOM> `, the room
 //! taken from the server's replies ([`crate::roster`]).
+//!
+//! Passwords (PROTOCOL.md section 12): when the server asks `Password: ` (a registered name at
+//! login, or `/nick` to one), that is the next prompt, and the line typed on it is neither shown
+//! (the helper draws blanks and the cursor is hidden, as ssh and sudo show nothing) nor put in
+//! the history. Neither are `/register`, `/password` and `/unregister` ([`history::keeps`]).
+//! Ctrl-C on that prompt after login cancels the `/nick` (an empty answer, which the server
+//! refuses) instead of quitting.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +36,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat_common::wire::PASSWORD_PROMPT;
 use rustyline::error::ReadlineError;
 use signal_hook::consts::SIGINT;
 
@@ -48,6 +56,8 @@ const FIRST_PROMPT_WAIT: Duration = Duration::from_secs(5);
 const LOGIN_REPLY_WAIT: Duration = Duration::from_secs(10);
 /// Time for the server to answer `/join`, so the next prompt shows the new room.
 const JOIN_REPLY_WAIT: Duration = Duration::from_secs(1);
+/// Time for the server to answer `/nick`, so that a `Password: ` it asks is the next prompt.
+const NICK_REPLY_WAIT: Duration = Duration::from_secs(2);
 /// Time for the server to close after `/quit`.
 const QUIT_WAIT: Duration = Duration::from_secs(3);
 
@@ -117,6 +127,7 @@ fn wake_editor() {
 /// What a wait ended with.
 enum Wait {
     Prompt(String),
+    Password,
     LoggedIn,
     Closed(Closed),
     Interrupted,
@@ -139,8 +150,10 @@ struct Interactive {
 impl Interactive {
     /// Logs in; `Some(status)` when the program should end instead of chatting.
     fn login(&mut self, mut auto_name: Option<String>) -> anyhow::Result<Option<u8>> {
+        // The prompt to type on: the server's name prompt, or `Password: ` when it is None.
         let mut prompt = match self.wait(FIRST_PROMPT_WAIT) {
-            Wait::Prompt(prompt) => prompt,
+            Wait::Prompt(prompt) => Some(prompt),
+            Wait::Password => None,
             Wait::LoggedIn => return Ok(self.logged_in()),
             Wait::TimedOut => {
                 self.session.login().assume();
@@ -150,31 +163,39 @@ impl Interactive {
             Wait::Interrupted => return Ok(Some(self.leave())),
         };
         loop {
-            let name = match auto_name.take() {
+            let secret = prompt.is_none();
+            let given = if secret { None } else { auto_name.take() };
+            let line = match given {
                 Some(name) => name,
-                None => match self.editor.readline(&prompt) {
-                    Ok(line) => line,
-                    Err(ReadlineError::Interrupted) if self.session.is_closed() => {
-                        if self.line_empty.load(Ordering::SeqCst) {
-                            erase_empty_prompt();
+                None => {
+                    match self.read_line(prompt.as_deref().unwrap_or(PASSWORD_PROMPT), secret) {
+                        Ok(line) => line,
+                        Err(ReadlineError::Interrupted) if self.session.is_closed() => {
+                            if self.line_empty.load(Ordering::SeqCst) {
+                                erase_empty_prompt();
+                            }
+                            return Ok(Some(self.finish_closed()));
                         }
-                        return Ok(Some(self.finish_closed()));
+                        Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+                            return Ok(Some(self.leave()));
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
-                        return Ok(Some(self.leave()));
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                }
             };
-            if is_quit(&name) {
+            if secret {
+                // Whatever it looks like, it is the password: sent as it is.
+                self.session.take_password_pending();
+            } else if is_quit(&line) {
                 return Ok(Some(self.leave()));
             }
-            self.session.login().attempt(&name);
-            if self.conn.send(&name).is_err() {
+            self.session.login().attempt(&line);
+            if self.conn.send(&line).is_err() {
                 return Ok(Some(self.finish_closed()));
             }
             match self.wait(LOGIN_REPLY_WAIT) {
-                Wait::Prompt(again) => prompt = again,
+                Wait::Prompt(again) => prompt = Some(again),
+                Wait::Password => prompt = None,
                 Wait::LoggedIn => return Ok(self.logged_in()),
                 Wait::TimedOut => {
                     // An answer this client does not know: let the user carry on.
@@ -204,31 +225,55 @@ impl Interactive {
             if self.interrupted.swap(false, Ordering::SeqCst) {
                 return Ok(self.quit("/quit"));
             }
-            let prompt = self.session.roster().prompt();
-            match self.editor.readline(&prompt) {
+            let secret = self.session.password_pending();
+            let prompt = match secret {
+                true => PASSWORD_PROMPT.to_owned(),
+                false => self.session.roster().prompt(),
+            };
+            match self.read_line(&prompt, secret) {
+                // Also when the prompt came while a normal line was being typed (a server slower
+                // than NICK_REPLY_WAIT): the helper hid that line from then on, and the server
+                // takes it as the password.
+                Ok(line) if self.session.take_password_pending() => {
+                    if self.conn.send(&line).is_err() {
+                        return Ok(self.finish_closed());
+                    }
+                }
                 Ok(line) => {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    if self
-                        .editor
-                        .add_history_entry(line.as_str())
-                        .unwrap_or(false)
+                    if history::keeps(&line)
+                        && self
+                            .editor
+                            .add_history_entry(line.as_str())
+                            .unwrap_or(false)
                     {
                         self.history.save(&mut self.editor);
                     }
                     if is_quit(&line) {
                         return Ok(self.quit(&line));
                     }
-                    let joining = is_join(&line);
-                    if joining {
+                    let joining = is_command(&line, "/join");
+                    let renaming = is_command(&line, "/nick");
+                    if joining || renaming {
                         self.forget_stale_replies();
                     }
                     if self.conn.send(&line).is_err() {
                         return Ok(self.finish_closed());
                     }
                     if joining {
-                        self.await_join_reply();
+                        self.await_reply(JOIN_REPLY_WAIT, |event| {
+                            matches!(event, Event::RoomChanged | Event::Refused)
+                        });
+                    }
+                    if renaming {
+                        self.await_reply(NICK_REPLY_WAIT, |event| {
+                            matches!(
+                                event,
+                                Event::PasswordPrompt | Event::Renamed | Event::Refused
+                            )
+                        });
                     }
                 }
                 Err(ReadlineError::Interrupted) if self.session.is_closed() => {
@@ -237,12 +282,29 @@ impl Interactive {
                     }
                     return Ok(self.finish_closed());
                 }
+                // Ctrl-C on `Password: `: never mind the `/nick`.
+                Err(ReadlineError::Interrupted) if self.session.take_password_pending() => {
+                    if self.conn.send("").is_err() {
+                        return Ok(self.finish_closed());
+                    }
+                }
                 Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
                     return Ok(self.quit("/quit"));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// One line from the user. A `secret` one is typed with the cursor hidden as well, so that
+    /// nothing on the screen moves (the helper already draws it as blanks).
+    fn read_line(&mut self, prompt: &str, secret: bool) -> rustyline::Result<String> {
+        let _cursor = match secret {
+            // A terminal that cannot hide its cursor still gets the blanks.
+            true => self.editor.set_cursor_visibility(false).ok().flatten(),
+            false => None,
+        };
+        self.editor.readline(prompt)
     }
 
     /// Drops replies to earlier commands, so that only the answer to the next one counts.
@@ -254,29 +316,37 @@ impl Interactive {
         }
     }
 
-    /// Waits briefly for the room change or refusal that answers `/join`, so that the next
-    /// prompt names the right room. Keys typed meanwhile wait in the terminal.
-    fn await_join_reply(&mut self) {
-        let deadline = Instant::now() + JOIN_REPLY_WAIT;
+    /// Waits briefly for the event that answers a command (`done`), so that the next prompt
+    /// fits: the room `/join` entered, or the `Password: ` that `/nick` asked. Keys typed
+    /// meanwhile wait in the terminal.
+    fn await_reply(&mut self, limit: Duration, done: impl Fn(&Event) -> bool) {
+        let deadline = Instant::now() + limit;
         while self.closed.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(Event::RoomChanged | Event::Refused) | Err(_) => return,
                 Ok(Event::Closed(closed)) => self.closed = Some(closed),
+                Ok(event) if done(&event) => return,
                 Ok(_) => {}
+                Err(_) => return,
             }
         }
     }
 
     /// Sends `line` (a `/quit` or `/exit`) and waits for the server to close.
     fn quit(&mut self, line: &str) -> u8 {
+        // A `Password: ` still waiting would take the `/quit` as its answer: answer it first
+        // (with nothing, which the server refuses).
+        let answered = match self.session.take_password_pending() {
+            true => self.conn.send(""),
+            false => Ok(()),
+        };
         self.session.mark_quit();
-        if self.conn.send(line).is_ok() {
+        if answered.is_ok() && self.conn.send(line).is_ok() {
             let deadline = Instant::now() + QUIT_WAIT;
             loop {
                 match self.wait(deadline.saturating_duration_since(Instant::now())) {
                     // Stale news from before the quit.
-                    Wait::Prompt(_) | Wait::LoggedIn => {}
+                    Wait::Prompt(_) | Wait::Password | Wait::LoggedIn => {}
                     Wait::Closed(_) | Wait::Interrupted => break,
                     Wait::TimedOut => {
                         eprintln!("chat-client: the server did not close the connection");
@@ -321,9 +391,16 @@ impl Interactive {
         loop {
             match self.events.recv_timeout(POLL) {
                 Ok(Event::Prompt(prompt)) => return Wait::Prompt(prompt),
+                Ok(Event::PasswordPrompt) => return Wait::Password,
                 Ok(Event::LoggedIn) => return Wait::LoggedIn,
                 Ok(Event::Closed(closed)) => return Wait::Closed(closed),
-                Ok(Event::Input(_) | Event::InputEnd | Event::RoomChanged | Event::Refused)
+                Ok(
+                    Event::Input(_)
+                    | Event::InputEnd
+                    | Event::RoomChanged
+                    | Event::Renamed
+                    | Event::Refused,
+                )
                 | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Wait::Closed(Closed {
@@ -343,10 +420,11 @@ impl Interactive {
     }
 }
 
-/// `/join ROOM` in any case (the server matches commands case-insensitively).
-fn is_join(line: &str) -> bool {
+/// `line` is the command `command` (`/join`, `/nick`) in any case (the server matches commands
+/// case-insensitively).
+fn is_command(line: &str, command: &str) -> bool {
     let word = line.trim_start().split([' ', '\t']).next().unwrap_or("");
-    word.eq_ignore_ascii_case("/join")
+    word.eq_ignore_ascii_case(command)
 }
 
 /// rustyline ends an interrupted edit with a line feed, which leaves an empty prompt above the
@@ -363,10 +441,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn join_words() {
-        assert!(is_join("/join dev"));
-        assert!(is_join("  /JOIN #dev"));
-        assert!(!is_join("/joined"));
-        assert!(!is_join("join dev"));
+    fn command_words() {
+        assert!(is_command("/join dev", "/join"));
+        assert!(is_command("  /JOIN #dev", "/join"));
+        assert!(!is_command("/joined", "/join"));
+        assert!(!is_command("join dev", "/join"));
+        assert!(is_command("/Nick\tbob", "/nick"));
+        assert!(!is_command("/nickname bob", "/nick"));
     }
 }

@@ -6,6 +6,8 @@
 //! waiting for answers; which of them were names is worked out afterwards from the server's
 //! answers (see [`crate::session`]). If input ends before any name was accepted the client
 //! cannot quit (`/quit` is not a command before login), so it closes and fails instead.
+//! A `Password: ` prompt (PROTOCOL.md section 12) is answered like `Username: `, by the next
+//! input line; nothing is printed back.
 //!
 //! Standard input is read on a thread of its own that feeds the same event channel as the
 //! socket reader, so the main thread never sits in a blocking read when the server goes away.
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat_common::wire::PASSWORD_PROMPT;
 use signal_hook::consts::SIGINT;
 
 use crate::connection::{Connection, Output, Reader};
@@ -80,6 +83,10 @@ pub fn run(transport: Transport, name: Option<String>, style: Style) -> anyhow::
             }
             Some(Event::Prompt(prompt)) if show_prompts => {
                 eprint!("{prompt}");
+                let _ = io::stderr().flush();
+            }
+            Some(Event::PasswordPrompt) if show_prompts => {
+                eprint!("{PASSWORD_PROMPT}");
                 let _ = io::stderr().flush();
             }
             Some(_) | None => {}

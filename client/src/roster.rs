@@ -28,6 +28,8 @@ pub struct Roster {
 pub enum Change {
     None,
     Room,
+    /// `OLD is now known as NEW` about ourselves.
+    Renamed,
 }
 
 impl Roster {
@@ -105,18 +107,17 @@ impl Roster {
                 }
             }
         }
-        self.membership(text);
-        Change::None
+        self.membership(text)
     }
 
     /// `NAME joined`, `NAME left [(reason)]`, `OLD is now known as NEW`.
-    fn membership(&mut self, text: &str) {
+    fn membership(&mut self, text: &str) -> Change {
         let mut words = text.splitn(3, ' ');
         let (Some(name), Some(verb)) = (words.next(), words.next()) else {
-            return;
+            return Change::None;
         };
         if validate_name(name).is_err() {
-            return;
+            return Change::None;
         }
         let rest = words.next();
         match (verb, rest) {
@@ -127,13 +128,14 @@ impl Roster {
             }
             ("is", Some(rest)) => {
                 if let Some(new) = rest.strip_prefix("now known as ") {
-                    if validate_name(new).is_ok() && !new.contains(' ') {
-                        self.rename(name, new);
+                    if validate_name(new).is_ok() && !new.contains(' ') && self.rename(name, new) {
+                        return Change::Renamed;
                     }
                 }
             }
             _ => {}
         }
+        Change::None
     }
 
     /// `N users here: a, b,` (the head is skipped up to the colon).
@@ -169,12 +171,15 @@ impl Roster {
         self.names.remove(&key(name));
     }
 
-    fn rename(&mut self, old: &str, new: &str) {
+    /// True if it was us.
+    fn rename(&mut self, old: &str, new: &str) -> bool {
         self.remove(old);
         self.add(new);
-        if self.me.as_deref().map(key) == Some(key(old)) {
+        let me = self.me.as_deref().map(key) == Some(key(old));
+        if me {
             self.me = Some(new.to_owned());
         }
+        me
     }
 }
 
@@ -244,7 +249,10 @@ mod tests {
     #[test]
     fn own_rename_changes_me() {
         let mut roster = logged_in("alice");
-        roster.observe("ALICE is now known as ally");
+        assert_eq!(
+            roster.observe("ALICE is now known as ally"),
+            Change::Renamed
+        );
         assert_eq!(roster.me(), Some("ally"));
         assert!(roster.others().is_empty());
     }

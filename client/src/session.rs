@@ -2,10 +2,11 @@
 //! whether the connection is closed, and the events the main thread waits for.
 //!
 //! Login is worked out from the server's lines alone, because piped input sends names without
-//! waiting for answers. The server answers name attempts in order, each answer ending in either
-//! a new prompt (refused) or a `* ` welcome line holding the name (accepted). So after the
-//! server's k-th prompt, the attempt being answered is the k-th line sent, and a notice that
-//! contains that line's name completes the login.
+//! waiting for answers. Each prompt of the server, `Username: ` or `Password: `, is answered by
+//! the next line sent, in order; a name is answered by a new prompt (refused), by `Password: `
+//! (a registered name), or by a `* ` welcome line holding the name (accepted). So the line
+//! answering the latest `Username: ` is the name being tried, and a notice that contains it
+//! completes the login. A line answering `Password: ` is never kept.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -17,12 +18,16 @@ use crate::roster::Roster;
 pub enum Event {
     /// The server asks for a name; the text is the prompt to show.
     Prompt(String),
+    /// The server asks for the password of a registered name (at login or after `/nick`).
+    PasswordPrompt,
     /// The server accepted a name.
     LoggedIn,
     /// The connection ended; the reader has printed everything that came before.
     Closed(Closed),
     /// The server's replies put us in another room (the prompt shows it).
     RoomChanged,
+    /// The server renamed us (`/nick` went through).
+    Renamed,
     /// An error line (`! ...`) after login: the answer to a command that was refused.
     Refused,
     /// A line from piped standard input.
@@ -77,37 +82,62 @@ pub fn describe(err: &std::io::Error) -> String {
 /// Login bookkeeping: pure, so it can be tested without sockets.
 #[derive(Debug, Default)]
 pub struct Login {
-    /// Names sent before the login was known to succeed, in order.
-    attempts: Vec<String>,
-    /// Prompts the server has sent.
-    prompts: usize,
+    /// Lines sent before the login was known to succeed, in order; a password as "".
+    sent: Vec<String>,
+    /// Lines the server's prompts have asked for: prompt k is answered by `sent[k - 1]`.
+    asked: usize,
+    /// The line answering the latest `Username: `.
+    answering: Option<usize>,
+    /// A `Password: ` whose answer is not sent yet: its index in `sent`.
+    secret_next: Option<usize>,
     name: Option<String>,
 }
 
 impl Login {
     /// Records a line sent to the server (a name attempt unless the login already succeeded).
     pub fn attempt(&mut self, line: &str) {
-        if self.name.is_none() {
+        if self.name.is_some() {
+            return;
+        }
+        if self.secret_next.take() == Some(self.sent.len()) {
+            self.sent.push(String::new());
+        } else {
             // The server ignores surrounding spaces and tabs in a name.
-            self.attempts
-                .push(line.trim_matches([' ', '\t']).to_owned());
+            self.sent.push(line.trim_matches([' ', '\t']).to_owned());
         }
     }
 
+    /// `Username: `: the next line answers it.
     pub fn on_prompt(&mut self) {
-        self.prompts += 1;
+        if self.name.is_none() {
+            self.answering = Some(self.asked);
+            self.asked += 1;
+        }
+    }
+
+    /// `Password: `: the next line is a password, forgotten here even if already sent.
+    pub fn on_password_prompt(&mut self) {
+        if self.name.is_some() {
+            return;
+        }
+        match self.sent.get_mut(self.asked) {
+            Some(line) => line.clear(),
+            None => self.secret_next = Some(self.asked),
+        }
+        self.asked += 1;
     }
 
     /// Looks at a notice's text (after `* `); returns the name when it completes the login.
     pub fn on_notice(&mut self, text: &str) -> Option<String> {
-        if self.name.is_some() || self.prompts == 0 {
+        if self.name.is_some() {
             return None;
         }
-        let name = self.attempts.get(self.prompts - 1)?;
+        let name = self.sent.get(self.answering?)?;
         if name.is_empty() || !text.contains(name.as_str()) {
             return None;
         }
         self.name = Some(name.clone());
+        self.sent.clear();
         self.name.clone()
     }
 
@@ -120,9 +150,9 @@ impl Login {
         self.name.as_deref()
     }
 
-    /// The server is waiting for a name and every name we sent was refused.
+    /// The server is waiting for a name (or a password) and every line we sent was answered.
     pub fn out_of_names(&self) -> bool {
-        self.name.is_none() && self.prompts > self.attempts.len()
+        self.name.is_none() && self.asked > self.sent.len()
     }
 }
 
@@ -133,6 +163,8 @@ pub struct Session {
     roster: Mutex<Roster>,
     quit_sent: AtomicBool,
     closed: AtomicBool,
+    /// The server's last prompt was `Password: ` and its answer is not sent yet.
+    password_pending: AtomicBool,
 }
 
 impl Session {
@@ -165,6 +197,21 @@ impl Session {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The reader saw `Password: `: the next line the user types is secret.
+    pub fn ask_password(&self) {
+        self.password_pending.store(true, Ordering::SeqCst);
+    }
+
+    /// What is being typed now answers `Password: `, so it must not be shown.
+    pub fn password_pending(&self) -> bool {
+        self.password_pending.load(Ordering::SeqCst)
+    }
+
+    /// Call just before sending a typed line: true if it answers `Password: `.
+    pub fn take_password_pending(&self) -> bool {
+        self.password_pending.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -212,7 +259,61 @@ mod tests {
         assert!(!login.out_of_names());
         assert_eq!(login.on_notice("welcome, alice! ..."), Some("alice".into()));
         login.attempt("ignored after login");
-        assert_eq!(login.attempts.len(), 3);
+        assert!(login.sent.is_empty());
+    }
+
+    #[test]
+    fn a_registered_name_typed_at_the_prompts() {
+        // Interactive: each prompt comes before the line that answers it.
+        let mut login = Login::default();
+        login.on_prompt();
+        login.attempt("alice");
+        login.on_password_prompt();
+        login.attempt("wrong pass");
+        assert_eq!(login.sent, ["alice", ""], "the password is not kept");
+        // `! wrong password`, then the name prompt again.
+        assert_eq!(login.on_notice("anything"), None);
+        login.on_prompt();
+        assert!(login.out_of_names());
+        login.attempt("alice");
+        login.on_password_prompt();
+        assert!(login.out_of_names(), "the password is awaited");
+        login.attempt("s3cretpass");
+        assert!(!login.out_of_names());
+        assert!(login.sent.iter().all(|line| !line.contains("pass")));
+        assert_eq!(
+            login.on_notice("welcome, alice! you are in lobby with 1 users"),
+            Some("alice".into())
+        );
+    }
+
+    #[test]
+    fn passwords_sent_ahead_are_matched_and_forgotten() {
+        // Piped: `alice`, a wrong password, `alice`, the right one, a message, all at once.
+        let mut login = Login::default();
+        for line in ["alice", "nope nope", "alice", "s3cretpass", "hi"] {
+            login.attempt(line);
+        }
+        login.on_prompt();
+        login.on_password_prompt();
+        assert_eq!(login.sent[1], "");
+        login.on_prompt(); // wrong password
+        assert_eq!(login.on_notice("alice joined"), Some("alice".into()));
+        assert!(login.sent.is_empty());
+    }
+
+    #[test]
+    fn prompts_after_login_change_nothing() {
+        let mut login = Login::default();
+        login.on_prompt();
+        login.attempt("alice");
+        login.on_notice("welcome, alice!");
+        // `/nick bob` to a registered name: the password prompt comes mid-session.
+        login.on_password_prompt();
+        login.attempt("bobs password");
+        assert_eq!(login.name(), Some("alice"));
+        assert!(!login.out_of_names());
+        assert!(login.sent.is_empty());
     }
 
     #[test]
