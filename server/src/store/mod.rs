@@ -43,7 +43,7 @@ mod tests_kill;
 use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -147,7 +147,6 @@ pub struct Store {
     queue: Option<Sender<Op>>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
-    path: PathBuf,
     /// Held (locked) while the store is open; dropped after the writer has finished.
     _lock: File,
 }
@@ -190,15 +189,9 @@ impl Store {
             queue: Some(queue),
             shared,
             writer: Some(writer),
-            path,
             _lock: lock,
         };
         Ok((store, loaded))
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Queues a history line (fire and forget; never blocks).
