@@ -149,6 +149,7 @@ fn wait_for_signal(mut signals: Signals, shared: &Shared) {
     for peer in &peers {
         let _ = peer.socket().shutdown(std::net::Shutdown::Both);
     }
+    shared.registry.flush_store();
     tracing::info!(connections = peers.len(), "closed every connection; bye");
     std::process::exit(0);
 }

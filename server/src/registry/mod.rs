@@ -384,6 +384,14 @@ impl Registry {
         }
     }
 
+    /// Waits (a few seconds at most) until the disk has what was queued for it.
+    pub fn flush_store(&self) {
+        let store = self.state.lock().store.clone();
+        if let Some(Err(e)) = store.map(|store| store.flush()) {
+            tracing::error!(error = %e, "the last rows may not be on disk");
+        }
+    }
+
     /// Refuses new connections and queues `line` to every connection. Returns them all.
     pub fn shut_down(&self, line: &str) -> Vec<Arc<Peer>> {
         let mut state = self.state.lock();
@@ -410,6 +418,7 @@ impl Registry {
             logins: state.stats.logins.get(),
             logins_refused: state.stats.logins_refused.get(),
             connections_total: state.stats.connections_total.get(),
+            store_dropped: state.store.as_ref().map_or(0, |store| store.dropped()),
         }
     }
 }
@@ -426,4 +435,6 @@ pub struct Snapshot {
     pub logins: u64,
     pub logins_refused: u64,
     pub connections_total: u64,
+    /// Rows the disk did not take (queue full or failed writes).
+    pub store_dropped: u64,
 }

@@ -25,9 +25,6 @@
 //! History on disk is pruned per room (see [`writer`]) so it does not grow for ever, and the schema
 //! is versioned from the first version on (see [`schema`]).
 
-// until the registry uses it
-#![allow(dead_code)]
-
 mod load;
 mod ratelimit;
 mod schema;

@@ -7,7 +7,7 @@ use crate::registry::Snapshot;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn render(s: &Snapshot) -> String {
-    let metrics: [(&str, &str, &str, u64); 9] = [
+    let metrics: [(&str, &str, &str, u64); 10] = [
         ("chat_users", "gauge", "Users logged in.", s.users),
         (
             "chat_connections",
@@ -46,6 +46,12 @@ pub fn render(s: &Snapshot) -> String {
             "counter",
             "Connections accepted since start.",
             s.connections_total,
+        ),
+        (
+            "chat_store_dropped_total",
+            "counter",
+            "Rows the data dir did not take: queue full or writes failed.",
+            s.store_dropped,
         ),
     ];
     let mut out = String::new();
