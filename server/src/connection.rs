@@ -106,6 +106,13 @@ pub struct Cleanup<'a> {
     pub peer: &'a Arc<Peer>,
 }
 
+impl Cleanup<'_> {
+    /// The connection goes on elsewhere (another thread took it over): nothing to clean up here.
+    pub fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         clean_up(self.shared, self.peer);

@@ -6,15 +6,17 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chat_common::wire;
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
+use crate::connection::Cleanup;
 use crate::peer::Peer;
 use crate::registry::AdmitError;
 use crate::shared::Shared;
+use crate::transport::input;
 use crate::transport::tls::TlsPort;
 use rustls::ServerConnection;
 
@@ -137,15 +139,8 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             continue;
         }
         tracing::info!(peer = id, %addr, via = port.name(), "connected");
-        let for_thread = Arc::clone(shared);
-        let for_peer = Arc::clone(&peer);
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(READER_STACK)
-            .spawn(move || match port {
-                Port::Line | Port::Tls => crate::transport::tcp::serve(for_thread, for_peer),
-                Port::Web => crate::web::serve(for_thread, for_peer),
-            });
+        let login_deadline = Instant::now() + shared.config.login_timeout();
+        let spawned = spawn_reader(Arc::clone(shared), Arc::clone(&peer), port, login_deadline);
         if let Err(e) = spawned {
             tracing::error!(%addr, error = %e, "cannot start a connection thread");
             shared.registry.remove_connection(peer.id);
@@ -153,6 +148,63 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
                 refuse(peer.socket(), port, AdmitError::Full);
             }
         }
+    }
+}
+
+/// Starts a connection's reader thread. A TLS connection does its handshake first and then goes
+/// on in a fresh thread: glibc keeps the small blocks a thread frees in a cache of that thread's
+/// own, and the handshake frees kilobytes of them, which a long-lived idle reader would keep
+/// resident for the connection's whole life. A thread that ends hands its cache back.
+fn spawn_reader(
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    port: Port,
+    login_deadline: Instant,
+) -> io::Result<()> {
+    let id = peer.id;
+    let body = move || {
+        if peer.tls().is_some() {
+            hand_over_after_handshake(shared, peer, port, login_deadline);
+        } else {
+            serve(shared, peer, port, login_deadline);
+        }
+    };
+    thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(READER_STACK)
+        .spawn(body)
+        .map(drop)
+}
+
+fn serve(shared: Arc<Shared>, peer: Arc<Peer>, port: Port, login_deadline: Instant) {
+    match port {
+        Port::Line | Port::Tls => crate::transport::tcp::serve(shared, peer, login_deadline),
+        Port::Web => crate::web::serve(shared, peer, login_deadline),
+    }
+}
+
+fn hand_over_after_handshake(shared: Arc<Shared>, peer: Arc<Peer>, port: Port, deadline: Instant) {
+    let cleanup = Cleanup {
+        shared: &shared,
+        peer: &peer,
+    };
+    if !input::complete_handshake(&peer, deadline) {
+        tracing::debug!(peer = peer.id, addr = %peer.addr, "TLS handshake failed or timed out");
+        return;
+    }
+    cleanup.disarm();
+    let id = peer.id;
+    let (for_shared, for_peer) = (Arc::clone(&shared), Arc::clone(&peer));
+    let spawned = thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(READER_STACK)
+        .spawn(move || serve(for_shared, for_peer, port, deadline));
+    if let Err(e) = spawned {
+        tracing::error!(peer = id, error = %e, "cannot start a connection thread");
+        drop(Cleanup {
+            shared: &shared,
+            peer: &peer,
+        });
     }
 }
 

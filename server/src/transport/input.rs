@@ -56,6 +56,45 @@ pub fn read_available(peer: &Arc<Peer>, buf: &mut [u8]) -> io::Result<usize> {
     result
 }
 
+/// Drives a TLS handshake to its end; false if it fails or the deadline passes first. Records
+/// that arrive with the last handshake flight stay in the session for the reader.
+pub fn complete_handshake(peer: &Arc<Peer>, deadline: Instant) -> bool {
+    let Some(tls) = peer.tls() else {
+        return true;
+    };
+    loop {
+        if !tls.lock().is_handshaking() {
+            return true;
+        }
+        if !matches!(wait_readable_until(peer.socket(), Some(deadline)), Ok(true)) {
+            return false;
+        }
+        let mut session = tls.lock();
+        match session.read_tls(&mut SocketReader(peer.socket())) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return false,
+        }
+        let processed = session.process_new_packets();
+        let wants_write = session.wants_write();
+        drop(session);
+        if wants_write {
+            peer.wake_flusher();
+        }
+        if processed.is_err() {
+            return false;
+        }
+    }
+}
+
 /// Plaintext the session holds, if any: `None` when it has none and the input goes on.
 fn take_plaintext(
     session: &mut rustls::ServerConnection,

@@ -17,12 +17,11 @@ const READ_BUFFER: usize = 4096;
 /// Serves a connection on the line port. Never inlined into the thread's closure, which also
 /// holds the web port's handler: an idle connection's resident stack is the frames it waits under.
 #[inline(never)]
-pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
+pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     let _cleanup = Cleanup {
         shared: &shared,
         peer: &peer,
     };
-    let login_deadline = Instant::now() + shared.config.login_timeout();
     let mut source = TcpLines {
         peer: Arc::clone(&peer),
         framer: LineFramer::new(shared.config.max_line as usize),

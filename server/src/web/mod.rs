@@ -26,12 +26,11 @@ use http::{HeadError, Request, Response};
 
 /// Serves a connection on the web port. Never inlined (see `transport::tcp::serve`).
 #[inline(never)]
-pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>) {
+pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     let _cleanup = Cleanup {
         shared: &shared,
         peer: &peer,
     };
-    let login_deadline = Instant::now() + shared.config.login_timeout();
     let request = match http::read_head(&peer, login_deadline) {
         Ok(request) => request,
         Err(HeadError::TooLarge) => {
@@ -149,9 +148,9 @@ fn upgrade(shared: &Shared, request: &Request, scheme: &str) -> Route {
     }
 }
 
-/// A browser's `Origin` is allowed when it is the page's own (scheme, host and port of the
-/// request's `Host`) or one of `--web-origin` (`*`: any).
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+/// A browser's `Origin` is allowed when it is the page's own (`own`: the scheme, host and port
+/// of the request's `Host`) or one of `--web-origin` (`*`: any).
+fn origin_allowed(origin: &str, own: Option<&str>, allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');
     if allowed
         .iter()
@@ -159,7 +158,7 @@ fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool 
     {
         return true;
     }
-    host.is_some_and(|host| origin.eq_ignore_ascii_case(&format!("http://{host}")))
+    own.is_some_and(|own| origin.eq_ignore_ascii_case(own))
 }
 
 /// Sends one response, then closes as the line port does.
@@ -182,30 +181,24 @@ mod tests {
     #[test]
     fn origins() {
         let none: Vec<String> = Vec::new();
-        assert!(origin_allowed(
-            "http://127.0.0.1:9010",
-            Some("127.0.0.1:9010"),
-            &none
-        ));
+        let own = Some("http://127.0.0.1:9010");
+        assert!(origin_allowed("http://127.0.0.1:9010", own, &none));
         assert!(origin_allowed(
             "HTTP://Chat.Example:9010",
-            Some("chat.example:9010"),
+            Some("http://chat.example:9010"),
             &none
         ));
-        assert!(!origin_allowed(
-            "http://evil.example",
-            Some("127.0.0.1:9010"),
-            &none
-        ));
-        assert!(!origin_allowed(
-            "http://127.0.0.1:9011",
-            Some("127.0.0.1:9010"),
-            &none
-        ));
-        assert!(!origin_allowed("null", Some("127.0.0.1:9010"), &none));
+        assert!(!origin_allowed("https://127.0.0.1:9010", own, &none));
+        assert!(!origin_allowed("http://evil.example", own, &none));
+        assert!(!origin_allowed("http://127.0.0.1:9011", own, &none));
+        assert!(!origin_allowed("null", own, &none));
         assert!(!origin_allowed("http://127.0.0.1:9010", None, &none));
         let listed = vec!["https://chat.example".to_owned()];
-        assert!(origin_allowed("https://chat.example", Some("x"), &listed));
+        assert!(origin_allowed(
+            "https://chat.example",
+            Some("http://x"),
+            &listed
+        ));
         assert!(origin_allowed("anything", None, &["*".to_owned()]));
     }
 }
