@@ -142,7 +142,8 @@ fn nick_renames_announces_and_refuses_like_login() {
     alice.expect_next("* alice joined");
     bob.expect_next("* alice joined");
     carol.send_line("/who");
-    let line = carol.next_line();
+    // The lobby's history comes first.
+    let line = carol.expect_line("the /who reply", |l| parse_who(l).is_some());
     let who = parse_who(&line).unwrap_or_else(|| panic!("not a /who reply: {line:?}"));
     assert_eq!(
         who.names.into_iter().collect::<BTreeSet<_>>(),
