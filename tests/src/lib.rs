@@ -9,10 +9,12 @@
 //! - nothing sleeps and hopes: tests wait for a condition (a line, a close, an exit);
 //! - a failure message shows what was received (recent lines and any partial bytes).
 
+pub mod bench;
 mod binary;
 mod client;
 pub mod client_harness;
 mod server;
+pub mod slow;
 mod text;
 pub mod tls;
 pub mod web;

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use chat_tests::bench::{json, run as bench, u};
 use chat_tests::Server;
 use serde_json::Value;
 
@@ -13,40 +14,8 @@ fn bench_binary() -> &'static Path {
     chat_tests::binary("chat-bench")
 }
 
-/// Runs chat-bench with a watchdog of its own, so a hang fails the test instead of blocking.
-fn bench(args: &[&str]) -> Output {
-    Command::new(bench_binary())
-        .args(args)
-        .args(["--timeout-s", "90"])
-        .output()
-        .expect("running chat-bench")
-}
-
 fn port(s: &Server) -> String {
     s.addr().port().to_string()
-}
-
-/// The single JSON object a successful `--json` run prints.
-fn json(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "chat-bench failed ({}):\n{stderr}\n{stdout}",
-        out.status
-    );
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "--json prints one line:\n{stdout}"
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no integer {key:?} in {v}"))
 }
 
 /// The run failed with exit status 1, a single `chat-bench: ...` line, and nothing on stdout.

@@ -2,8 +2,7 @@
 //! 9), held to the same exact counts as over TCP (`bench_e2e.rs`), plus what is particular to
 //! WebSocket: the wrong port named, and the pings its silent readers leave unanswered.
 
-use std::process::{Command, Output};
-
+use chat_tests::bench::{assert_exact_fanout, run, u};
 use chat_tests::Server;
 use serde_json::Value;
 
@@ -22,40 +21,6 @@ fn ws(s: &Server, args: &[&str]) -> Value {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"));
     assert_eq!(v["transport"], "ws", "{v}");
     v
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(chat_tests::binary("chat-bench"))
-        .args(args)
-        .args(["--timeout-s", "90"])
-        .output()
-        .expect("running chat-bench")
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no integer {key:?} in {v}"))
-}
-
-/// Every copy arrived, once, in order, unharmed: k x m messages, each to the n - 1 others.
-fn assert_exact_fanout(v: &Value, n: u64, k: u64, m: u64) {
-    let expected = k * m * (n - 1);
-    assert_eq!((u(v, "sent"), u(v, "expected")), (k * m, expected), "{v}");
-    assert_eq!(u(v, "received"), expected, "{v}");
-    for zero in [
-        "lost",
-        "out_of_order",
-        "garbled",
-        "duplicates",
-        "echoes",
-        "clients_short",
-        "disconnects",
-        "server_errors",
-    ] {
-        assert_eq!(u(v, zero), 0, "{zero}: {v}");
-    }
-    assert_eq!(u(&v["latency"], "count"), expected, "{v}");
 }
 
 #[test]

@@ -295,34 +295,5 @@ fn a_tls_client_that_never_reads_is_dropped_and_delays_no_one() {
     let mut talker = s.login("talker");
     reader.expect_next("* talker joined");
     // From here on `stuck` reads nothing.
-    let filler = "z".repeat(4000);
-    let mut dropped = false;
-    for i in 0..2000 {
-        let text = format!("{i:05} {filler}");
-        talker.send_line(&text);
-        let sent = Instant::now();
-        loop {
-            let line = reader.next_line();
-            if line == "* stuck left (too slow)" {
-                dropped = true;
-                continue;
-            }
-            assert_eq!(line, format!("[talker] {text}"), "message {i}");
-            break;
-        }
-        // Not a performance bound: a server that waited for `stuck` would take until it
-        // gave up on it.
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "message {i} was held up behind a TLS client that does not read"
-        );
-        if dropped {
-            break;
-        }
-    }
-    assert!(
-        dropped,
-        "`stuck` was never dropped past --outbuf-limit 65536"
-    );
-    talker.expect_next("* stuck left (too slow)");
+    chat_tests::slow::flood_until_dropped(&mut talker, &mut reader, "stuck");
 }
