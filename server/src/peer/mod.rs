@@ -59,7 +59,8 @@ pub struct Peer {
     /// Used only by this peer's flusher thread: the bytes being sent and how far it got.
     pub(crate) sending: Mutex<SendBuffer>,
     /// The TLS session, on a TLS port: the reader feeds it, the flusher encrypts through it.
-    tls: Option<Mutex<ServerConnection>>,
+    /// Boxed: a session is over a kilobyte, and most peers have none.
+    tls: Option<Box<Mutex<ServerConnection>>>,
 }
 
 #[derive(Default)]
@@ -102,7 +103,7 @@ impl Peer {
         tls: Option<ServerConnection>,
     ) -> Self {
         Self {
-            tls: tls.map(Mutex::new),
+            tls: tls.map(|session| Box::new(Mutex::new(session))),
             id,
             addr,
             socket,
@@ -126,7 +127,7 @@ impl Peer {
 
     /// The TLS session, on a TLS port.
     pub fn tls(&self) -> Option<&Mutex<ServerConnection>> {
-        self.tls.as_ref()
+        self.tls.as_deref()
     }
 
     /// Has the flusher look at this peer even with nothing queued: TLS has records of its own

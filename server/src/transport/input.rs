@@ -14,24 +14,40 @@ use crate::peer::Peer;
 /// Waits until there may be input (or its end), or the deadline passes (false). Holds no
 /// buffer while waiting.
 pub fn wait(peer: &Peer, deadline: Option<Instant>) -> io::Result<bool> {
-    if let Some(tls) = peer.tls() {
-        let ready = tls
-            .lock()
-            .process_new_packets()
-            .map(|state| state.plaintext_bytes_to_read() > 0 || state.peer_has_closed());
-        if ready.unwrap_or(true) {
-            return Ok(true);
-        }
+    if peer.tls().is_some() && tls_has_input(peer) {
+        return Ok(true);
     }
     wait_readable_until(peer.socket(), deadline)
+}
+
+// The TLS paths stay out of line: an idle connection waits under `wait`'s and its callers'
+// frames, and every stack page it has touched stays resident.
+#[inline(never)]
+fn tls_has_input(peer: &Peer) -> bool {
+    let Some(tls) = peer.tls() else {
+        return false;
+    };
+    tls.lock()
+        .process_new_packets()
+        .map(|state| state.plaintext_bytes_to_read() > 0 || state.peer_has_closed())
+        .unwrap_or(true)
 }
 
 /// Reads what has arrived without blocking. `Ok(0)` is the end of input; `WouldBlock` means
 /// nothing for the reader yet (nothing arrived, or only TLS handshake records).
 pub fn read_available(peer: &Arc<Peer>, buf: &mut [u8]) -> io::Result<usize> {
-    let Some(tls) = peer.tls() else {
-        return recv_nonblocking(peer.socket(), buf);
-    };
+    match peer.tls() {
+        None => recv_nonblocking(peer.socket(), buf),
+        Some(tls) => read_through_tls(peer, tls, buf),
+    }
+}
+
+#[inline(never)]
+fn read_through_tls(
+    peer: &Arc<Peer>,
+    tls: &parking_lot::Mutex<rustls::ServerConnection>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
     let mut session = tls.lock();
     if let Some(result) = take_plaintext(&mut session, buf, false) {
         return result;

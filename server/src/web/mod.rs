@@ -31,13 +31,35 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
         shared: &shared,
         peer: &peer,
     };
-    let request = match http::read_head(&peer, login_deadline) {
+    let Some(early) = answer_http(&shared, &peer, login_deadline) else {
+        return;
+    };
+    // On the heap, as the HTTP exchange above is out of line: every byte of this frame is
+    // under the stack an idle WebSocket user keeps resident.
+    let mut source = Box::new(WsLines::new(
+        Arc::clone(&peer),
+        shared.config.max_line as usize,
+        shared.config.keepalive(),
+        early,
+    ));
+    connection::serve(&shared, &peer, source.as_mut(), login_deadline);
+}
+
+/// Reads the request head and answers it. Returns, for an accepted WebSocket upgrade, the
+/// bytes the client sent after its head; `None` once a response has closed the exchange.
+#[inline(never)]
+fn answer_http(shared: &Shared, peer: &Arc<Peer>, login_deadline: Instant) -> Option<Vec<u8>> {
+    let request = match http::read_head(peer, login_deadline) {
         Ok(request) => request,
         Err(HeadError::TooLarge) => {
-            return respond(&peer, Response::text(431, "request head too large"))
+            respond(peer, Response::text(431, "request head too large"));
+            return None;
         }
-        Err(HeadError::Malformed) => return respond(&peer, Response::text(400, "bad request")),
-        Err(HeadError::Gone) => return,
+        Err(HeadError::Malformed) => {
+            respond(peer, Response::text(400, "bad request"));
+            return None;
+        }
+        Err(HeadError::Gone) => return None,
     };
     if let Some(header) = shared.access.real_ip_header() {
         let real = shared
@@ -55,7 +77,8 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
                     chat_common::wire::LINE_END
                 );
                 let _ = peer.send(&http_refusal(refusal, &line));
-                return finish_response(&peer);
+                finish_response(peer);
+                return None;
             }
             tracing::info!(peer = peer.id, addr = %peer.addr, %real, "address from {header}");
         }
@@ -65,21 +88,16 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     } else {
         "http"
     };
-    match route(&shared, &request, scheme) {
+    match route(shared, &request, scheme) {
         Route::Respond(response) => {
             tracing::debug!(peer = peer.id, addr = %peer.addr, method = %request.method, path = %request.path, status = response.status(), "http");
-            respond(&peer, response);
+            respond(peer, response);
+            None
         }
         Route::Upgrade { accept_key } => {
             let _ = peer.send(&http::switching_protocols(&accept_key));
             peer.set_framing(Framing::WebSocket);
-            let mut source = WsLines::new(
-                Arc::clone(&peer),
-                shared.config.max_line as usize,
-                shared.config.keepalive(),
-                request.rest,
-            );
-            connection::serve(&shared, &peer, &mut source, login_deadline);
+            Some(request.rest)
         }
     }
 }
