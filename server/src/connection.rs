@@ -35,6 +35,8 @@ pub enum End {
     TooBig,
     /// No answer to a WebSocket ping.
     Unresponsive,
+    /// Not let in: a banned account.
+    Refused,
 }
 
 /// What a read left the connection in; frames it appended are handled either way.
@@ -214,13 +216,13 @@ impl Connection<'_> {
             }
         };
         match &mut self.phase {
-            Phase::Login { password_for, .. } => {
-                match password_for.take() {
-                    Some(name) => self.login_with_password(&name, &line),
-                    None => self.login(&line),
+            Phase::Login { password_for, .. } => match password_for.take() {
+                Some(name) => {
+                    self.login_with_password(&name, &line);
+                    Flow::Continue
                 }
-                Flow::Continue
-            }
+                None => self.login(&line),
+            },
             Phase::Chat { password_for, .. } => match password_for.take() {
                 Some(name) => {
                     commands::account::nick_with_password(self.shared, self.peer, &name, &line);
@@ -231,18 +233,27 @@ impl Connection<'_> {
         }
     }
 
-    /// A name: registered ones (not online) are asked for their password first.
-    fn login(&mut self, line: &str) {
+    /// A name: registered ones (not online) are asked for their password first, and a banned
+    /// account is turned away.
+    fn login(&mut self, line: &str) -> Flow {
         let registered = chat_common::validate_name(line)
             .ok()
             .filter(|name| self.shared.accounts.is_registered(name))
             .filter(|name| self.shared.registry.id_of(name).is_none());
-        if let (Some(name), Phase::Login { password_for, .. }) = (registered, &mut self.phase) {
-            *password_for = Some(name.to_owned());
-            self.ask(wire::PASSWORD_PROMPT);
-            return;
+        if let Some(name) = registered {
+            if self.shared.registry.account_banned(name) {
+                tracing::info!(peer = self.peer.id, %name, "refused: banned account");
+                self.reply(&wire::error("you are banned"));
+                return Flow::Stop(End::Refused);
+            }
+            if let Phase::Login { password_for, .. } = &mut self.phase {
+                *password_for = Some(name.to_owned());
+                self.ask(wire::PASSWORD_PROMPT);
+                return Flow::Continue;
+            }
         }
         self.enter(line);
+        Flow::Continue
     }
 
     fn login_with_password(&mut self, name: &str, password: &str) {
@@ -360,7 +371,7 @@ impl Connection<'_> {
             // The client closed first (a WebSocket close has been answered already).
             End::Eof => None,
             End::Quit(_) => Some(CloseReason::Normal),
-            End::LoginTimeout => Some(CloseReason::Policy),
+            End::LoginTimeout | End::Refused => Some(CloseReason::Policy),
             End::TooBig => Some(CloseReason::TooBig),
         };
         if let Some(reason) = close {

@@ -402,3 +402,40 @@ fn a_kicked_websocket_user_gets_close_1008() {
     );
     op.expect_next("* webby was kicked by op");
 }
+
+#[test]
+fn a_ban_by_name_holds_a_registered_account_from_any_address() {
+    let (s, _file) = oper_server(&[]);
+    let mut op = s.login("op");
+    op.send_line("/oper open sesame");
+    op.expect_next("* you are now an operator");
+    let mut mallory = Client::connect_from(s.addr(), host(12));
+    mallory.login("mallory");
+    mallory.sync();
+    op.expect_next("* mallory joined");
+    mallory.send_line("/register mallorys-pass");
+    mallory.expect_next("* mallory is now registered");
+    op.send_line("/ban mallory");
+    mallory.expect_next("! you were banned by op");
+    op.expect_next("* mallory was banned by op");
+
+    // Another address, the same account: turned away before the password.
+    let mut elsewhere = Client::connect_from(s.addr(), host(13));
+    elsewhere.expect_prompt();
+    elsewhere.send_line("Mallory");
+    let rest = String::from_utf8_lossy(&elsewhere.expect_closed()).into_owned();
+    assert_eq!(rest, "! you are banned\r\n");
+    // Other names from that address are not affected.
+    let mut friend = Client::connect_from(s.addr(), host(13));
+    friend.login("friend");
+    op.expect_next("* friend joined");
+
+    op.send_line("/unban mallory");
+    op.expect_next("* unbanned mallory");
+    let mut back = Client::connect_from(s.addr(), host(13));
+    back.expect_prompt();
+    back.send_line("mallory");
+    back.expect_prompt_of(b"Password: ");
+    back.send_line("mallorys-pass");
+    back.expect_line("the welcome", |l| l.starts_with("* welcome, mallory!"));
+}

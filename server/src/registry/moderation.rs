@@ -73,6 +73,16 @@ impl Registry {
         Ok(())
     }
 
+    /// A ban set by `/ban NAME` on a user holds its account too, wherever it logs in from.
+    pub fn account_banned(&self, name: &str) -> bool {
+        let state = self.state.lock();
+        let now = Instant::now();
+        state
+            .bans
+            .iter()
+            .any(|ban| ban.active(now) && ban.name.as_deref().is_some_and(|n| key(n) == key(name)))
+    }
+
     /// `/oper` succeeded: the user is an operator until it leaves.
     pub fn make_operator(&self, id: PeerId) -> Option<String> {
         let mut state = self.state.lock();
