@@ -56,3 +56,10 @@ pub fn assert_exact_fanout(v: &Value, n: u64, k: u64, m: u64) {
     }
     assert_eq!(u(&v["latency"], "count"), expected, "{v}");
 }
+
+/// No garbled, reordered or lost-connection trouble and no server errors in a report.
+pub fn assert_no_faults(v: &Value) {
+    for zero in ["garbled", "out_of_order", "disconnects", "server_errors"] {
+        assert_eq!(u(v, zero), 0, "{zero}: {v}");
+    }
+}

@@ -5,9 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use chat_tests::bench::{json, run as bench, u};
+use chat_tests::bench::{assert_exact_fanout, assert_no_faults, json, run as bench, u};
 use chat_tests::Server;
-use serde_json::Value;
 
 /// `chat-bench`, built like the harness builds `chat-server`.
 fn bench_binary() -> &'static Path {
@@ -34,31 +33,6 @@ fn one_line_error(out: &Output) -> String {
         "{stderr}"
     );
     last
-}
-
-/// Checks the exact counts of a fanout run with n clients, k senders, m messages each.
-fn assert_exact_fanout(v: &Value, n: u64, k: u64, m: u64) {
-    let expected = k * m * (n - 1);
-    assert_eq!(u(v, "sent"), k * m, "{v}");
-    assert_eq!(u(v, "expected"), expected, "{v}");
-    assert_eq!(u(v, "received"), expected, "{v}");
-    for zero in [
-        "lost",
-        "out_of_order",
-        "garbled",
-        "duplicates",
-        "echoes",
-        "clients_short",
-    ] {
-        assert_eq!(u(v, zero), 0, "{zero}: {v}");
-    }
-    assert_eq!(u(v, "disconnects"), 0, "{v}");
-    assert_eq!(
-        u(&v["latency"], "count"),
-        expected,
-        "one latency per delivery: {v}"
-    );
-    assert!(v["deliveries_per_s"].as_f64().unwrap() > 0.0, "{v}");
 }
 
 #[test]
@@ -173,9 +147,7 @@ fn rtt_takes_every_sample() {
     assert_eq!(u(&steps[0], "timeouts"), 0, "{v}");
     assert_eq!(steps[0]["held"], true, "{v}");
     assert_eq!(u(&v, "max_clients_held"), 10, "{v}");
-    for zero in ["garbled", "out_of_order", "disconnects", "server_errors"] {
-        assert_eq!(u(&v, zero), 0, "{zero}: {v}");
-    }
+    assert_no_faults(&v);
 }
 
 #[test]
