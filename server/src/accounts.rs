@@ -16,6 +16,25 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::store::{AccountRow, Store};
 
+/// Where accounts are kept durably: the data dir's database, or the cluster's Redis.
+pub trait Keeper: Send + Sync {
+    /// Saves before returning. `Ok(false)`: `create` was asked and the name is registered
+    /// already (by another server of a cluster).
+    fn save(&self, row: AccountRow, create: bool) -> anyhow::Result<bool>;
+    fn delete(&self, name_key: &str) -> anyhow::Result<()>;
+}
+
+impl Keeper for Store {
+    fn save(&self, row: AccountRow, _create: bool) -> anyhow::Result<bool> {
+        self.save_account(row)?;
+        Ok(true)
+    }
+
+    fn delete(&self, name_key: &str) -> anyhow::Result<()> {
+        Ok(self.delete_account(name_key)?)
+    }
+}
+
 pub const MIN_PASSWORD: usize = 8;
 pub const MAX_PASSWORD: usize = 128;
 
@@ -38,11 +57,11 @@ pub struct Accounts {
     /// Name key -> (name as registered, PHC hash string).
     known: Mutex<HashMap<String, (String, String)>>,
     hashers: Gate,
-    store: Option<Arc<Store>>,
+    keeper: Option<Arc<dyn Keeper>>,
 }
 
 impl Accounts {
-    pub fn new(loaded: Vec<AccountRow>, store: Option<Arc<Store>>) -> Self {
+    pub fn new(loaded: Vec<AccountRow>, keeper: Option<Arc<dyn Keeper>>) -> Self {
         let known = loaded
             .into_iter()
             .map(|row| (row.name_key, (row.name, row.phc)))
@@ -51,8 +70,18 @@ impl Accounts {
         Self {
             known: Mutex::new(known),
             hashers: Gate::new((cores / 2).max(1)),
-            store,
+            keeper,
         }
+    }
+
+    /// Takes in accounts kept elsewhere: loaded from the cluster's Redis, or made, changed
+    /// (`Some`: name and hash) or given back (`None`) on another server.
+    pub fn learn(&self, name_key: String, entry: Option<(String, String)>) {
+        let mut known = self.known.lock();
+        match entry {
+            Some(entry) => known.insert(name_key, entry),
+            None => known.remove(&name_key),
+        };
     }
 
     pub fn is_registered(&self, name: &str) -> bool {
@@ -100,8 +129,8 @@ impl Accounts {
         if !self.verify(name, password) {
             return Err(AccountError::WrongPassword);
         }
-        if let Some(store) = &self.store {
-            store.delete_account(&key(name)).map_err(|e| {
+        if let Some(keeper) = &self.keeper {
+            keeper.delete(&key(name)).map_err(|e| {
                 tracing::error!(%name, error = %e, "cannot delete an account");
                 AccountError::NotSaved
             })?;
@@ -125,16 +154,19 @@ impl Accounts {
     /// Writes the account to disk first, then to memory. `replace`: the name may exist.
     fn save(&self, name: &str, phc: String, replace: bool) -> Result<(), AccountError> {
         let name_key = key(name);
-        if let Some(store) = &self.store {
+        if let Some(keeper) = &self.keeper {
             let row = AccountRow {
                 name_key: name_key.clone(),
                 name: name.to_owned(),
                 phc: phc.clone(),
             };
-            store.save_account(row).map_err(|e| {
+            let saved = keeper.save(row, !replace).map_err(|e| {
                 tracing::error!(%name, error = %e, "cannot save an account");
                 AccountError::NotSaved
             })?;
+            if !saved {
+                return Err(AccountError::Taken(name.to_owned()));
+            }
         }
         let mut known = self.known.lock();
         if !replace && known.contains_key(&name_key) {

@@ -113,6 +113,25 @@ pub struct Config {
     #[arg(long, value_name = "FILE", help_heading = "Abuse limits and operators")]
     pub oper_password_file: Option<PathBuf>,
 
+    /// Redis that makes every chat-server given the same one a single chat (redis://HOST:PORT[/DB]);
+    /// it then keeps history, topics, accounts, bans and mutes instead of --data-dir.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "data_dir",
+        help_heading = "Cluster"
+    )]
+    pub cluster: Option<String>,
+
+    /// Prefix of every Redis key and channel the cluster uses: several clusters can share a Redis.
+    #[arg(
+        long,
+        default_value = "chat",
+        value_name = "PREFIX",
+        help_heading = "Cluster"
+    )]
+    pub cluster_prefix: String,
+
     /// Threads that write to client sockets [default: half the CPUs, at least 1, at most 4]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub writer_threads: Option<u32>,

@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod cluster;
 mod commands;
 mod config;
 mod connection;

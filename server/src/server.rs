@@ -17,10 +17,12 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::access::Access;
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Keeper};
+use crate::cluster::Cluster;
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::flusher::Flushers;
 use crate::listener::{accept_loop, bind, Port};
+use crate::registry::bus::NameClaims;
 use crate::registry::{HistorySettings, Registry};
 use crate::shared::Shared;
 use crate::store::{Loaded, Store};
@@ -29,6 +31,10 @@ use crate::{housekeeping, limits};
 
 /// Time given to clients to receive the shutdown notice before the process exits.
 const SHUTDOWN_DRAIN: Duration = Duration::from_millis(1200);
+/// How long a start waits for Redis before it listens anyway (refusing logins until Redis is up).
+const CLUSTER_START_WAIT: Duration = Duration::from_secs(3);
+/// Time given to the cluster's last batch (this server's users leave everywhere).
+const CLUSTER_GOODBYE: Duration = Duration::from_millis(400);
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let wanted = limits::files_needed(config.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS));
@@ -59,7 +65,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         None => (None, Loaded::default()),
     };
-    let registry = Registry::new(
+    let mut registry = Registry::new(
         max_clients as usize,
         HistorySettings {
             keep: config.history as usize,
@@ -70,9 +76,38 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if let Some(store) = &store {
         registry.restore(Arc::clone(store), &loaded);
     }
+    let cluster = match &config.cluster {
+        Some(url) => {
+            let (cluster, outbox, events) = Cluster::new(url, &config.cluster_prefix)?;
+            registry.join_cluster(outbox, Arc::clone(&cluster) as Arc<dyn NameClaims>);
+            Some((cluster, events))
+        }
+        None => None,
+    };
+    let registry = Arc::new(registry);
+    let keeper: Option<Arc<dyn Keeper>> = match (&cluster, store) {
+        (Some((cluster, _)), _) => Some(Arc::clone(cluster) as Arc<dyn Keeper>),
+        (None, Some(store)) => Some(store as Arc<dyn Keeper>),
+        (None, None) => None,
+    };
+    let accounts = Arc::new(Accounts::new(loaded.accounts, keeper));
+    if let Some((cluster, events)) = &cluster {
+        cluster.start(
+            events.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&accounts),
+            config.history as usize,
+        )?;
+    }
+    if let Some((cluster, _)) = &cluster {
+        if !cluster.wait_up(CLUSTER_START_WAIT) {
+            tracing::warn!("cluster: Redis not reachable yet; new logins are refused until it is");
+        }
+    }
     let shared = Arc::new(Shared {
-        accounts: Accounts::new(loaded.accounts, store),
+        accounts,
         registry,
+        cluster: cluster.map(|(cluster, _)| cluster),
         access,
         flushers: Flushers::start(config.writer_threads())?,
         tls,
@@ -142,6 +177,9 @@ fn wait_for_signal(mut signals: Signals, shared: &Shared) {
     let peers = shared
         .registry
         .shut_down(&wire::notice("server shutting down"));
+    if let Some(cluster) = &shared.cluster {
+        cluster.shut_down(CLUSTER_GOODBYE);
+    }
     let deadline = Instant::now() + SHUTDOWN_DRAIN;
     for peer in &peers {
         peer.wait_drained(deadline);

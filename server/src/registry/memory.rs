@@ -73,6 +73,9 @@ impl Registry {
         if topic.len() > MAX_TOPIC {
             return Err(format!("topic too long (max {MAX_TOPIC} bytes)"));
         }
+        if self.claims.is_some() {
+            return self.cluster_set_topic(peer, topic);
+        }
         self.with_state(|state, evicted| {
             let session = state.sessions.get(&peer.id).ok_or("not logged in")?;
             let (name, room_key) = (session.name.clone(), session.room.clone());

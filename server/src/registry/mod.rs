@@ -18,6 +18,10 @@ use parking_lot::Mutex;
 use crate::peer::{Peer, PeerId};
 
 mod admission;
+mod apply;
+pub mod bus;
+mod clustered;
+mod clustered_oper;
 mod history;
 mod listing;
 mod memory;
@@ -28,6 +32,8 @@ mod state;
 pub use admission::{Admission, AdmitError};
 pub use moderation::{Muted, Target};
 pub use state::HistorySettings;
+
+use bus::{NameClaims, Outbox};
 
 use listing::{list_lines, plural};
 use state::{bump, Room, Session, State};
@@ -44,6 +50,8 @@ pub enum LoginError {
     Same(String),
     /// The connection is being closed.
     Closed,
+    /// In a cluster, Redis cannot be reached.
+    ClusterDown,
 }
 
 impl std::fmt::Display for LoginError {
@@ -53,6 +61,7 @@ impl std::fmt::Display for LoginError {
             Self::Taken(name) => write!(f, "the name {name} is taken"),
             Self::Same(name) => write!(f, "you are already called {name}"),
             Self::Closed => write!(f, "connection closing"),
+            Self::ClusterDown => f.write_str(bus::CLUSTER_DOWN),
         }
     }
 }
@@ -61,6 +70,8 @@ pub struct Registry {
     max_clients: usize,
     next_id: AtomicU64,
     state: Mutex<State>,
+    /// In a cluster: the name space in Redis (see [`bus`]).
+    claims: Option<Arc<dyn NameClaims>>,
 }
 
 /// Peers that overflowed while the lock was held; shut down once it is released.
@@ -77,7 +88,17 @@ impl Registry {
             max_clients,
             next_id: AtomicU64::new(1),
             state: Mutex::new(state),
+            claims: None,
         }
+    }
+
+    /// Makes this registry one server of a cluster: room changes go out as events through
+    /// `outbox`, and names are claimed with `claims`. Call before serving.
+    pub fn join_cluster(&mut self, outbox: Outbox, claims: Arc<dyn NameClaims>) {
+        let state = self.state.get_mut();
+        state.bus = Some(outbox);
+        state.history.outlive_rooms = true;
+        self.claims = Some(claims);
     }
 
     /// Runs `f` under the lock, settles evictions it caused, then disconnects the evicted peers.
@@ -87,11 +108,15 @@ impl Registry {
             let mut state = self.state.lock();
             let result = f(&mut state, &mut evicted);
             state.settle_evictions(&mut evicted);
-            result
+            (result, std::mem::take(&mut state.dismissed))
         };
+        let (result, dismissed) = result;
         for peer in evicted {
             tracing::info!(peer = peer.id, addr = %peer.addr, "dropped: too slow");
             peer.abort(CloseReason::Policy);
+        }
+        for peer in dismissed {
+            peer.close_after_output(CloseReason::Policy);
         }
         result
     }
@@ -105,6 +130,14 @@ impl Registry {
     /// `* NAME joined` to the lobby, in one step, so nothing said in the room can come between.
     pub fn login(&self, peer: &Arc<Peer>, raw_name: &str) -> Result<String, LoginError> {
         let valid = chat_common::validate_name(raw_name).map_err(LoginError::Invalid);
+        if self.claims.is_some() {
+            let name = valid.inspect_err(|_| {
+                bump(&self.state.lock().stats.logins_refused, 1);
+            })?;
+            return self.cluster_login(peer, name).inspect_err(|_| {
+                bump(&self.state.lock().stats.logins_refused, 1);
+            });
+        }
         self.with_state(|state, evicted| {
             let name = match valid {
                 Ok(name) => name,
@@ -164,6 +197,9 @@ impl Registry {
 
     /// A line from `id` to everyone else in its room.
     pub fn say(&self, id: PeerId, text: &str) -> Result<(), Muted> {
+        if self.claims.is_some() {
+            return self.cluster_say(id, text, false);
+        }
         self.with_state(|state, evicted| {
             if let Some(session) = state.sessions.get(&id) {
                 if state.muted(&session.name, Instant::now()) {
@@ -181,6 +217,9 @@ impl Registry {
 
     /// `/me`: `* NAME action` to the whole room, sender included.
     pub fn act(&self, id: PeerId, action: &str) -> Result<(), Muted> {
+        if self.claims.is_some() {
+            return self.cluster_say(id, action, true);
+        }
         self.with_state(|state, evicted| {
             if let Some(session) = state.sessions.get(&id) {
                 if state.muted(&session.name, Instant::now()) {
@@ -198,6 +237,9 @@ impl Registry {
 
     /// `/msg`: returns false when no user has that name.
     pub fn whisper(&self, from: &Arc<Peer>, to_name: &str, text: &str) -> bool {
+        if self.claims.is_some() && self.id_of(to_name).is_none() {
+            return self.cluster_whisper(from, to_name, text);
+        }
         self.with_state(|state, evicted| {
             let Some(sender) = state.sessions.get(&from.id) else {
                 return true;
@@ -225,6 +267,9 @@ impl Registry {
     /// `/nick`: renames the user and tells its room.
     pub fn rename(&self, id: PeerId, raw_name: &str) -> Result<(), LoginError> {
         let new = chat_common::validate_name(raw_name).map_err(LoginError::Invalid)?;
+        if self.claims.is_some() {
+            return self.cluster_rename(id, new);
+        }
         self.with_state(|state, evicted| {
             let new_key = key(new);
             let Some(session) = state.sessions.get(&id) else {
@@ -268,6 +313,9 @@ impl Registry {
 
     /// `/join`: moves the user to `room_name`, creating the room if needed.
     pub fn join(&self, peer: &Arc<Peer>, room_name: &str) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_join(peer, room_name);
+        }
         self.with_state(|state, evicted| {
             let Some(session) = state.sessions.get(&peer.id) else {
                 return Ok(());
@@ -339,7 +387,10 @@ impl Registry {
             rooms.sort_unstable_by_key(|room| key(&room.name));
             let entries: Vec<String> = rooms
                 .iter()
-                .map(|room| format!("{} ({})", room.name, room.members.len()))
+                .map(|room| {
+                    let users = room.members.len() + room.remote.len();
+                    format!("{} ({users})", room.name)
+                })
                 .collect();
             let head = format!(
                 "{} {}: ",

@@ -32,10 +32,10 @@ impl<'a> Target<'a> {
 }
 
 /// Connections to close once the lock is released.
-type Dismissed = Vec<Arc<Peer>>;
+pub(super) type Dismissed = Vec<Arc<Peer>>;
 
 /// ` for N minutes`, or nothing for a ban or mute without an end.
-fn for_minutes(minutes: Option<f64>) -> String {
+pub(super) fn for_minutes(minutes: Option<f64>) -> String {
     minutes.map_or_else(String::new, |m| {
         let unit = if m == 1.0 { "minute" } else { "minutes" };
         format!(" for {m} {unit}")
@@ -43,7 +43,7 @@ fn for_minutes(minutes: Option<f64>) -> String {
 }
 
 /// The end of a timed ban or mute in Unix ms, for the disk.
-fn until_ms(minutes: Option<f64>) -> Option<i64> {
+pub(super) fn until_ms(minutes: Option<f64>) -> Option<i64> {
     minutes.map(|m| crate::store::now_ms().saturating_add((m * 60_000.0) as i64))
 }
 
@@ -54,7 +54,7 @@ fn until(minutes: Option<f64>) -> Option<Instant> {
 impl Registry {
     /// Runs an operator's action under the lock; `Err` is the `! ` text for the operator. Then
     /// closes whom the action dismissed.
-    fn as_operator(
+    pub(super) fn as_operator(
         &self,
         op: PeerId,
         action: impl FnOnce(&mut State, &str, &mut Evicted, &mut Dismissed) -> Result<(), String>,
@@ -97,6 +97,9 @@ impl Registry {
 
     /// `/kick NAME [reason]`.
     pub fn kick(&self, op: &Arc<Peer>, name: &str, reason: Option<&str>) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_kick(op, name, reason);
+        }
         let why = reason.map_or_else(String::new, |r| format!(" ({r})"));
         self.as_operator(op.id, |state, op_name, evicted, dismissed| {
             let target = state.find_user(name)?;
@@ -117,6 +120,9 @@ impl Registry {
     /// `/ban NAME|ADDR [minutes]`: the address may not connect again, and whoever is connected
     /// from it goes.
     pub fn ban(&self, op: &Arc<Peer>, target: Target, minutes: Option<f64>) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_ban(op, target, minutes);
+        }
         let span = for_minutes(minutes);
         self.as_operator(op.id, |state, op_name, evicted, dismissed| {
             let (ip, name) = match target {
@@ -175,6 +181,9 @@ impl Registry {
 
     /// `/unban NAME|ADDR`.
     pub fn unban(&self, op: &Arc<Peer>, target: Target) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_unban(op, target);
+        }
         self.as_operator(op.id, |state, op_name, evicted, _| {
             let lifted: Vec<IpAddr> = state
                 .bans
@@ -240,6 +249,9 @@ impl Registry {
 
     /// `/mute NAME [minutes]`: the user's messages and actions reach nobody.
     pub fn mute(&self, op: &Arc<Peer>, name: &str, minutes: Option<f64>) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_mute(op, name, minutes);
+        }
         let span = for_minutes(minutes);
         self.as_operator(op.id, |state, op_name, evicted, _| {
             let id = state.find_user(name)?;
@@ -259,6 +271,9 @@ impl Registry {
 
     /// `/unmute NAME`.
     pub fn unmute(&self, op: &Arc<Peer>, name: &str) -> Result<(), String> {
+        if self.claims.is_some() {
+            return self.cluster_unmute(op, name);
+        }
         self.as_operator(op.id, |state, op_name, evicted, _| {
             if state.mutes.remove(&key(name)).is_none() {
                 return Err(format!("{name} is not muted"));

@@ -1,4 +1,4 @@
-//! Putting back what the disk kept (`--data-dir`): rooms' history and topics, bans, mutes.
+//! Putting back what the disk (`--data-dir`) or the cluster's Redis kept: rooms' history and topics, bans, mutes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,21 @@ use crate::store::{now_ms, Loaded, Store};
 impl Registry {
     /// Hands the registry the store, and the rows loaded from it at start.
     pub fn restore(&self, store: Arc<Store>, loaded: &Loaded) {
+        self.load(loaded);
+        self.state.lock().store = Some(store);
+        tracing::info!(
+            accounts = loaded.accounts.len(),
+            history = loaded.history.len(),
+            topics = loaded.topics.len(),
+            bans = loaded.bans.len(),
+            mutes = loaded.mutes.len(),
+            "restored from the data dir"
+        );
+    }
+
+    /// Puts back rooms' history and topics, bans and mutes (from the disk, or the cluster's
+    /// Redis).
+    pub fn load(&self, loaded: &Loaded) {
         let mut state = self.state.lock();
         let keep = state.history.keep;
         let now = (Instant::now(), now_ms());
@@ -39,15 +54,6 @@ impl Registry {
             let until = row.until_ms.map(|ms| instant_of(ms, now));
             state.mutes.insert(row.name_key.clone(), until);
         }
-        state.store = Some(store);
-        tracing::info!(
-            accounts = loaded.accounts.len(),
-            history = loaded.history.len(),
-            topics = loaded.topics.len(),
-            bans = loaded.bans.len(),
-            mutes = loaded.mutes.len(),
-            "restored from the data dir"
-        );
     }
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_common::{key, wire};
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 
+use super::bus::{Event, Outbox, ServerId};
 use super::history::{now_ms, topic_line, Entry, RoomLog};
 use super::{Evicted, LOBBY};
 use crate::peer::{Peer, PeerId};
@@ -40,6 +41,8 @@ impl Ban {
 pub(super) struct Room {
     pub(super) name: String,
     pub(super) members: IndexMap<PeerId, Arc<Peer>>,
+    /// In a cluster: the name keys of members on other servers.
+    pub(super) remote: IndexSet<String>,
     pub(super) log: RoomLog,
 }
 
@@ -48,6 +51,7 @@ impl Room {
         Room {
             name: name.to_owned(),
             members: IndexMap::new(),
+            remote: IndexSet::new(),
             log: RoomLog::default(),
         }
     }
@@ -93,6 +97,20 @@ pub(super) struct State {
     pub(super) archived: IndexMap<String, (String, RoomLog)>,
     /// The disk, with `--data-dir`: rows are handed to it without waiting.
     pub(super) store: Option<Arc<Store>>,
+    /// In a cluster: where events go (see [`super::bus`]).
+    pub(super) bus: Option<Outbox>,
+    /// In a cluster: users of other servers, by name key.
+    pub(super) remote: HashMap<String, RemoteUser>,
+    /// Connections to close once the lock is released (thrown out by an event).
+    pub(super) dismissed: Vec<Arc<Peer>>,
+}
+
+/// A user logged in on another server of the cluster.
+pub(super) struct RemoteUser {
+    pub(super) name: String,
+    pub(super) room: String,
+    pub(super) server: ServerId,
+    pub(super) ip: IpAddr,
 }
 
 /// Counters for `/metrics`, kept under the registry lock (cells, so counting needs no `&mut`).
@@ -152,10 +170,15 @@ impl State {
             .rooms
             .get(room_key)
             .map(|room| {
-                room.members
+                let local = room
+                    .members
                     .keys()
-                    .filter_map(|id| self.sessions.get(id).map(|s| s.name.clone()))
-                    .collect()
+                    .filter_map(|id| self.sessions.get(id).map(|s| s.name.clone()));
+                let remote = room
+                    .remote
+                    .iter()
+                    .filter_map(|k| self.remote.get(k).map(|user| user.name.clone()));
+                local.chain(remote).collect()
             })
             .unwrap_or_default();
         names.sort_unstable_by_key(|name| key(name));
@@ -168,17 +191,28 @@ impl State {
         }
     }
 
-    /// Takes a peer out of a room; an empty room other than the lobby disappears, and its
-    /// memory with it unless memories outlive rooms.
+    /// Takes a peer out of a room, which may then disappear (see [`State::drop_if_empty`]).
     pub(super) fn leave_room(&mut self, room_key: &str, id: PeerId) {
         let now_empty = match self.rooms.get_mut(room_key) {
             Some(room) => {
                 room.members.swap_remove(&id);
-                room.members.is_empty()
+                room.members.is_empty() && room.remote.is_empty()
             }
             None => false,
         };
-        if now_empty && room_key != LOBBY {
+        if now_empty {
+            self.drop_if_empty(room_key);
+        }
+    }
+
+    /// An empty room other than the lobby disappears, and its memory with it unless memories
+    /// outlive rooms.
+    pub(super) fn drop_if_empty(&mut self, room_key: &str) {
+        let empty = self
+            .rooms
+            .get(room_key)
+            .is_some_and(|room| room.members.is_empty() && room.remote.is_empty());
+        if empty && room_key != LOBBY {
             if let Some(room) = self.rooms.remove(room_key) {
                 if self.history.outlive_rooms && !room.log.is_empty() {
                     if self.archived.len() >= MAX_ARCHIVED_ROOMS {
@@ -218,12 +252,16 @@ impl State {
 
     /// Adds a delivered message to its room's memory.
     pub(super) fn remember(&mut self, room_key: &str, line: String) {
+        self.remember_at(room_key, line, now_ms());
+    }
+
+    /// Adds a message said at `at_ms` (Unix ms) to its room's memory.
+    pub(super) fn remember_at(&mut self, room_key: &str, line: String, at_ms: i64) {
         let keep = self.history.keep;
         if keep == 0 {
             return;
         }
         if let Some(room) = self.rooms.get_mut(room_key) {
-            let at_ms = now_ms();
             if let Some(store) = &self.store {
                 store.record_message(HistoryRow {
                     room_key: room_key.to_owned(),
@@ -302,6 +340,21 @@ impl State {
             Some(reason) => wire::notice(&format!("{} left ({reason})", session.name)),
             None => wire::notice(&format!("{} left", session.name)),
         };
+        if self.bus.is_some() {
+            let name = session.name.clone();
+            let (room, tell, peer) = (session.room, None, id);
+            self.emit(
+                Event::Left {
+                    name,
+                    room,
+                    line,
+                    tell,
+                    peer,
+                },
+                evicted,
+            );
+            return Some(session.name);
+        }
         self.broadcast(&session.room, &line, None, evicted);
         Some(session.name)
     }
