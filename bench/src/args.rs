@@ -1,6 +1,6 @@
 //! The command line: one subcommand per scenario, plus the options they all share.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -8,6 +8,7 @@ use chat_common::MAX_NAME_CHARS;
 use clap::{Args, Parser, Subcommand};
 
 use crate::marker::{MAX_PAYLOAD, MAX_SENDER};
+use crate::servers::Target;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,9 +24,20 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// The order check, in `fanout --help`.
+const FANOUT_AFTER_HELP: &str = "\
+One order: beyond each sender's own order (`out of order`), the receivers that do not send \
+(clients K to N-1) are compared for one order of all the messages. Each folds (sender, seq) in \
+arrival order into a 64-bit digest; the report counts the distinct digests among those that \
+got every message exactly once: `orders seen` in the table, `orders` in --json (with \
+`orders_compared`, how many receivers were compared). 1 is one order for everybody; n/a \
+(null) when no receiver could be compared (-k equals -n, or all of the others lost messages). \
+With --also the receivers on every server are compared with each other.";
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// N clients log in, K of them send M messages each; everyone counts what arrives
+    #[command(after_help = FANOUT_AFTER_HELP)]
     Fanout(FanoutArgs),
     /// K broadcasters time how long one message takes to reach every client; --step grows N
     Rtt(RttArgs),
@@ -52,11 +64,18 @@ pub struct Common {
     /// Server port (with --ws: the web port, chat-server's `web on` line)
     #[arg(short, long, default_value_t = chat_common::wire::DEFAULT_PORT)]
     pub port: u16,
+    /// Another server to spread the clients over, such as a cluster's second server
+    /// (repeatable): client i (sender or not) connects to address i % (1 + the number of
+    /// --also), the first being --host/-p. Same port kind as -p; with --tls the certificate is
+    /// checked for this HOST; IPv6 as [::1]:9009. Messages that do not cross between the
+    /// servers count as lost
+    #[arg(long, value_name = "ADDR", value_parser = crate::servers::parse_target)]
+    pub also: Vec<Target>,
     /// Speak WebSocket (ws://HOST:PORT/ws, one text message per line) instead of plain lines
     #[arg(long)]
     pub ws: bool,
     /// Speak TLS: -p is then the TLS port (`tls on` line); with --ws, WSS to the web port of a
-    /// server with TLS on. The certificate is checked for --host
+    /// server with TLS on. The certificate is checked for --host (for --also, its HOST)
     #[arg(long)]
     pub tls: bool,
     /// With --tls: trust the CA certificates in this PEM file instead of the system's roots
@@ -92,13 +111,27 @@ pub struct Common {
 }
 
 impl Common {
-    /// Resolves the server address.
-    pub fn addr(&self) -> Result<SocketAddr> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve host {:?}", self.host))?
-            .next()
-            .with_context(|| format!("host {:?} has no address", self.host))
+    /// The servers the clients are spread over: --host/-p, then every --also.
+    pub fn targets(&self) -> Vec<Target> {
+        let main = Target {
+            host: self.host.clone(),
+            port: self.port,
+        };
+        std::iter::once(main)
+            .chain(self.also.iter().cloned())
+            .collect()
+    }
+
+    /// Resolves every server address, in the order of [`Common::targets`].
+    pub fn addrs(&self) -> Result<Vec<SocketAddr>> {
+        self.targets()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match i {
+                0 => t.resolve(),
+                _ => t.resolve().with_context(|| format!("--also {}", t.shown())),
+            })
+            .collect()
     }
 
     pub fn transport(&self) -> crate::net::Transport {
@@ -259,7 +292,37 @@ mod tests {
         };
         assert_eq!((f.common.clients, f.senders, f.messages), (20, 3, 50));
         assert_eq!((f.common.port, f.common.prefix.as_str()), (9009, "b"));
+        assert!(f.common.also.is_empty());
         Cli::command_check();
+    }
+
+    #[test]
+    fn also_adds_servers_in_order() {
+        let argv = [
+            "chat-bench",
+            "rtt",
+            "--host",
+            "localhost",
+            "-p",
+            "9443",
+            "--also",
+            "127.0.0.1:9444",
+            "--also",
+            "[::1]:9445",
+        ];
+        let c = Cli::try_parse_from(argv)
+            .expect("parses")
+            .cmd
+            .common()
+            .clone();
+        let shown: Vec<String> = c.targets().iter().map(Target::shown).collect();
+        assert_eq!(shown, ["localhost:9443", "127.0.0.1:9444", "[::1]:9445"]);
+        let addrs = c.addrs().expect("resolves");
+        assert_eq!(addrs[1], "127.0.0.1:9444".parse().unwrap());
+        assert_eq!(addrs[2], "[::1]:9445".parse().unwrap());
+        for bad in ["9009", "host:x", "::1:9009"] {
+            assert!(Cli::try_parse_from(["chat-bench", "idle", "--also", bad]).is_err());
+        }
     }
 
     impl Cli {

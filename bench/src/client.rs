@@ -25,6 +25,8 @@ use tokio::sync::watch;
 use crate::login::MAX_LINE;
 use crate::marker::{self, Kind};
 use crate::net::{self, Reader};
+use crate::order;
+use crate::servers;
 use crate::shared::Shared;
 use crate::sys::now_ns;
 use crate::ws::{self, Decoder};
@@ -43,6 +45,8 @@ pub struct RecvStats {
     pub count: Vec<u64>,
     pub last_seq: Vec<u64>,
     pub out_of_order: u64,
+    /// The order the measured messages arrived in, folded (see `order.rs`).
+    pub order: u64,
     last_probe: u64,
 }
 
@@ -51,6 +55,7 @@ impl RecvStats {
         RecvStats {
             count: vec![0; senders],
             last_seq: vec![0; senders],
+            order: order::START,
             ..Default::default()
         }
     }
@@ -200,8 +205,11 @@ fn lines(sh: &Shared, me: usize, st: &mut RecvStats, data: &[u8], now: u64) -> u
         match line.first() {
             Some(b'[') => match marker::check_line(line, &sh.prefix) {
                 Ok(m) if m.kind == Kind::Probe => {
-                    sh.saw_probe(m.seq, st.last_probe);
-                    st.last_probe = st.last_probe.max(m.seq);
+                    // Only the probe of the first client on my own server counts (`--also`).
+                    if m.sender as usize == servers::server_of(me, sh.servers) {
+                        sh.saw_probe(m.seq, st.last_probe);
+                        st.last_probe = st.last_probe.max(m.seq);
+                    }
                 }
                 Ok(m) if m.sender as usize == me => {
                     sh.echoes.fetch_add(1, Relaxed);
@@ -213,6 +221,7 @@ fn lines(sh: &Shared, me: usize, st: &mut RecvStats, data: &[u8], now: u64) -> u
                         st.out_of_order += 1;
                     }
                     st.last_seq[s] = st.last_seq[s].max(m.seq);
+                    st.order = order::step(st.order, m.sender, m.seq);
                     delivered += 1;
                     let h = hist.get_or_insert_with(|| sh.hist(me));
                     Shared::record_latency(h, now.saturating_sub(m.sent_ns));
@@ -308,5 +317,48 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("--flood-rate 0"));
+    }
+
+    #[test]
+    fn the_arrival_order_is_folded_and_probes_count_per_server() {
+        let sh = Shared::new("b", 2, 1).with_servers(2);
+        let (mut x, mut y) = (RecvStats::new(2), RecvStats::new(2));
+        let (a, b) = (msg_line(0, 1), msg_line(1, 1));
+        lines(&sh, 4, &mut x, &[a.clone(), b.clone()].concat(), 0);
+        lines(&sh, 5, &mut y, &[b, a].concat(), 0);
+        assert_eq!(
+            (x.count.clone(), x.out_of_order),
+            (y.count.clone(), y.out_of_order)
+        );
+        assert_ne!(x.order, y.order, "the same messages in another order");
+        let mut z = RecvStats::new(2);
+        lines(
+            &sh,
+            6,
+            &mut z,
+            &[msg_line(0, 1), msg_line(1, 1)].concat(),
+            0,
+        );
+        assert_eq!(x.order, z.order);
+        // Client 3 is on server 1: only b1's probe is its own.
+        sh.probe_base.store(1, Release);
+        let probe = |sender: u32| {
+            let mut l = format!("[b{sender}] ").into_bytes();
+            let m = Marker {
+                kind: Kind::Probe,
+                sender,
+                seq: 1,
+                sent_ns: 0,
+            };
+            marker::encode(&mut l, &m, 64);
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        let mut w = RecvStats::new(2);
+        lines(&sh, 3, &mut w, &probe(0), 0);
+        assert_eq!(sh.probe_seen.load(Acquire), 0);
+        lines(&sh, 3, &mut w, &probe(1), 0);
+        assert_eq!(sh.probe_seen.load(Acquire), 1);
+        assert_eq!(sh.garbled.load(Acquire), 0);
     }
 }

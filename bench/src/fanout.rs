@@ -6,7 +6,8 @@
 //! to the last delivery, so neither the login phase nor an idle tail dilutes it. The counts
 //! are exact per (receiver, sender) pair: a message missing at one receiver is one lost
 //! delivery, a garbled line counts as its message lost, a repeated or earlier seq as out of
-//! order.
+//! order. Beyond each sender's order, the receivers that do not send are compared for one
+//! order of all the messages (see `order.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use anyhow::{bail, Result};
 use crate::args::FanoutArgs;
 use crate::marker::{self, Kind, Marker};
 use crate::net::{Transport, Writer};
+use crate::order;
 use crate::progress::Progress;
 use crate::report::{FanoutReport, Latency, Report};
+use crate::servers;
 use crate::shared::Shared;
 use crate::swarm;
 use crate::sys::{self, now_ns, CpuSample, Nofile};
@@ -51,10 +54,10 @@ pub async fn run(a: &FanoutArgs, lim: Nofile) -> Result<Report> {
     if a.rate < 0.0 || !a.rate.is_finite() {
         bail!("--rate must be 0 (unpaced) or a positive number of messages per second");
     }
-    let addr = c.addr()?;
+    let addrs = c.addrs()?;
     let prog = Progress::new();
-    let sh = Arc::new(Shared::new(&c.prefix, k, c.threads));
-    let (mut swarm, login) = swarm::assemble(sh.clone(), c, addr, &prog).await?;
+    let sh = Arc::new(Shared::new(&c.prefix, k, c.threads).with_servers(addrs.len()));
+    let (mut swarm, login) = swarm::assemble(sh.clone(), c, &addrs, &prog).await?;
     let n = swarm.len();
 
     let counts = Arc::new(SendCounts {
@@ -142,12 +145,18 @@ pub async fn run(a: &FanoutArgs, lim: Nofile) -> Result<Report> {
         short += usize::from(is_short);
         out_of_order += st.out_of_order;
     }
+    let orders = order::compare(&stats, &sent_by, k);
+    let servers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    for n in servers::cross_notes(&stats, &sent_by, &servers) {
+        sh.note(n);
+    }
     let last = sh.last_delivery_ns.load(Acquire).max(t0 + 1);
     let window_s = (last - t0) as f64 / 1e9;
     let send_end = counts.last_end_ns.load(Acquire).max(t0);
     Ok(Report::Fanout(FanoutReport {
         scenario: "fanout",
-        server: addr.to_string(),
+        server: addrs[0].to_string(),
+        servers,
         transport: c.transport(),
         clients: n,
         senders: k,
@@ -165,6 +174,8 @@ pub async fn run(a: &FanoutArgs, lim: Nofile) -> Result<Report> {
         duplicates,
         garbled: sh.garbled.load(Acquire),
         out_of_order,
+        orders: orders.orders,
+        orders_compared: orders.compared,
         echoes: sh.echoes.load(Acquire),
         clients_short: short,
         window_s,

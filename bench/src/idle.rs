@@ -39,13 +39,13 @@ pub async fn run(a: &IdleArgs, lim: Nofile) -> Result<Report> {
         None => None,
     };
     let own_before = sys::proc_mem("self").unwrap_or_default();
-    let addr = c.addr()?;
+    let addrs = c.addrs()?;
     let prog = Progress::new();
     if pid.is_none() {
         prog.note("no --server-pid: only chat-bench's own memory is reported");
     }
-    let sh = Arc::new(Shared::new(&c.prefix, 0, c.threads));
-    let (swarm, login) = swarm::assemble(sh.clone(), c, addr, &prog).await?;
+    let sh = Arc::new(Shared::new(&c.prefix, 0, c.threads).with_servers(addrs.len()));
+    let (swarm, login) = swarm::assemble(sh.clone(), c, &addrs, &prog).await?;
     tokio::time::sleep(Duration::from_millis(a.settle_ms)).await;
     let after = match &pid {
         Some(p) => match sys::proc_mem(p) {
@@ -66,7 +66,8 @@ pub async fn run(a: &IdleArgs, lim: Nofile) -> Result<Report> {
     swarm.stop().await;
     Ok(Report::Idle(IdleReport {
         scenario: "idle",
-        server: addr.to_string(),
+        server: addrs[0].to_string(),
+        servers: addrs.iter().map(|a| a.to_string()).collect(),
         transport: c.transport(),
         clients,
         login,

@@ -47,6 +47,9 @@ pub struct Login {
 pub struct FanoutReport {
     pub scenario: &'static str,
     pub server: String,
+    /// Every server the clients were spread over, round-robin (`server` first, then each
+    /// `--also`); one element without `--also`.
+    pub servers: Vec<String>,
     /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
     /// same over TLS).
     pub transport: Transport,
@@ -66,6 +69,12 @@ pub struct FanoutReport {
     pub duplicates: u64,
     pub garbled: u64,
     pub out_of_order: u64,
+    /// Distinct sequences of (sender, seq) among the receivers that do not send and got every
+    /// message exactly once: 1 is one order for everybody. `None` (null) when not measured:
+    /// every client sends, or no other receiver got every message.
+    pub orders: Option<usize>,
+    /// How many receivers `orders` compared.
+    pub orders_compared: usize,
     pub echoes: u64,
     pub clients_short: usize,
     pub window_s: f64,
@@ -93,6 +102,9 @@ pub struct RttStep {
 pub struct RttReport {
     pub scenario: &'static str,
     pub server: String,
+    /// Every server the clients were spread over, round-robin (`server` first, then each
+    /// `--also`); one element without `--also`.
+    pub servers: Vec<String>,
     /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
     /// same over TLS).
     pub transport: Transport,
@@ -119,6 +131,9 @@ pub struct RttReport {
 pub struct IdleReport {
     pub scenario: &'static str,
     pub server: String,
+    /// Every server the clients were spread over, round-robin (`server` first, then each
+    /// `--also`); one element without `--also`.
+    pub servers: Vec<String>,
     /// `tcp` (lines on the line port), `ws` (WebSocket on the web port), `tls` or `wss` (the
     /// same over TLS).
     pub transport: Transport,

@@ -40,10 +40,10 @@ pub async fn run(a: &RttArgs, lim: Nofile) -> Result<Report> {
     }
     let k = a.senders.min(c.clients - 1);
     let fd_cap = sys::max_clients(lim);
-    let addr = c.addr()?;
+    let addrs = c.addrs()?;
     let prog = Progress::new();
-    let sh = Arc::new(Shared::new(&c.prefix, k, c.threads));
-    let (mut swarm, login) = swarm::assemble(sh.clone(), c, addr, &prog).await?;
+    let sh = Arc::new(Shared::new(&c.prefix, k, c.threads).with_servers(addrs.len()));
+    let (mut swarm, login) = swarm::assemble(sh.clone(), c, &addrs, &prog).await?;
 
     let mut steps = Vec::new();
     let mut held = None;
@@ -109,7 +109,8 @@ pub async fn run(a: &RttArgs, lim: Nofile) -> Result<Report> {
     let stats = swarm.stop().await;
     Ok(Report::Rtt(RttReport {
         scenario: "rtt",
-        server: addr.to_string(),
+        server: addrs[0].to_string(),
+        servers: addrs.iter().map(|a| a.to_string()).collect(),
         transport: c.transport(),
         senders: k,
         samples_per_step: a.samples,

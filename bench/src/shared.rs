@@ -37,6 +37,9 @@ pub struct Shared {
     pub prefix: Vec<u8>,
     /// Sender indexes that carry measured messages are 0..senders.
     pub senders: usize,
+    /// Servers the clients are spread over (1 + `--also`): a client counts for the barrier
+    /// when it sees the probe of the first client on its own server.
+    pub servers: usize,
     pub delivered: AtomicU64,
     pub last_delivery_ns: AtomicU64,
     pub garbled: AtomicU64,
@@ -59,6 +62,7 @@ impl Shared {
         Shared {
             prefix: prefix.as_bytes().to_vec(),
             senders,
+            servers: 1,
             delivered: AtomicU64::new(0),
             last_delivery_ns: AtomicU64::new(0),
             garbled: AtomicU64::new(0),
@@ -76,6 +80,12 @@ impl Shared {
                 .collect(),
             notes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same, with the clients spread over `servers` addresses.
+    pub fn with_servers(mut self, servers: usize) -> Shared {
+        self.servers = servers.max(1);
+        self
     }
 
     pub fn name(&self, idx: usize) -> String {

@@ -6,6 +6,11 @@
 //! server may acknowledge a login slightly before it has added the user to the broadcast
 //! list; messages sent in between would be charged as lost although no user could notice.
 //! So before measuring, client 0 sends a probe and every other client must see it.
+//!
+//! With `--also` the clients are spread round-robin over several servers (see `servers.rs`)
+//! and the first client on each server sends the probe: every other client must see the one
+//! from its own server. That proves each server has it on its list; whether the servers pass
+//! messages between them is what the run itself measures.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::*;
@@ -21,6 +26,7 @@ use crate::client::{self, RecvStats};
 use crate::login::{self, LoginFail};
 use crate::marker::{self, Kind, Marker};
 use crate::net::{Connector, Transport, Writer};
+use crate::servers;
 use crate::shared::Shared;
 use crate::sys::now_ns;
 
@@ -29,7 +35,8 @@ const PROBE_ROUNDS: u64 = 5;
 
 pub struct Swarm {
     pub sh: Arc<Shared>,
-    connector: Connector,
+    /// One per server; client i uses `connectors[i % len]`.
+    connectors: Vec<Connector>,
     login_timeout: Duration,
     payload: usize,
     pub transport: Transport,
@@ -85,11 +92,19 @@ impl Tally {
 }
 
 impl Swarm {
-    /// Fails only on a bad `--ca` (or no system roots) with `--tls`.
-    pub fn new(sh: Arc<Shared>, addr: SocketAddr, c: &crate::args::Common) -> Result<Self> {
+    /// `addrs` are the servers of `c.targets()`, resolved. Fails only on a bad `--ca` (or no
+    /// system roots) or a host TLS cannot check, with `--tls`.
+    pub fn new(sh: Arc<Shared>, addrs: &[SocketAddr], c: &crate::args::Common) -> Result<Self> {
+        debug_assert_eq!(sh.servers, addrs.len(), "Shared::with_servers");
+        let main = Connector::new(c, addrs[0])?;
+        let mut connectors = Vec::with_capacity(addrs.len());
+        for (t, &addr) in c.targets().iter().zip(addrs).skip(1) {
+            connectors.push(main.also(&t.host, addr)?);
+        }
+        connectors.insert(0, main);
         Ok(Swarm {
             sh,
-            connector: Connector::new(c, addr)?,
+            connectors,
             login_timeout: c.login_timeout(),
             payload: c.payload,
             transport: c.transport(),
@@ -139,12 +154,8 @@ impl Swarm {
                 .acquire_owned()
                 .await
                 .context("login semaphore closed")?;
-            let (sh, tx, to, tr) = (
-                self.sh.clone(),
-                tx.clone(),
-                self.connector.clone(),
-                self.transport,
-            );
+            let to = &self.connectors[servers::server_of(idx, self.connectors.len())];
+            let (sh, tx, to, tr) = (self.sh.clone(), tx.clone(), to.clone(), self.transport);
             let (timeout, stop) = (self.login_timeout, self.stop_tx.subscribe());
             pending += 1;
             readers.push(tokio::spawn(async move {
@@ -212,10 +223,18 @@ impl Swarm {
             .with_context(|| format!("writing as {}", self.sh.name(idx)))
     }
 
-    /// Waits until every client other than client 0 has received a probe from client 0.
+    /// Clients that send the barrier's probe: the first on each server.
+    fn heads(&self) -> usize {
+        self.connectors.len().min(self.len())
+    }
+
+    /// Waits until every client other than client 0 has received a probe from client 0 (with
+    /// several servers: every client other than the first on each server has received the
+    /// probe of the first on its own).
     pub async fn barrier(&mut self) -> Result<Duration> {
         let t0 = Instant::now();
-        let need = self.len().saturating_sub(1);
+        let heads = self.heads();
+        let need = self.len().saturating_sub(heads);
         let sh = self.sh.clone();
         // Probes from earlier barriers are below the new base and no longer count.
         sh.probe_base.store(self.probe_round + 1, Release);
@@ -223,17 +242,19 @@ impl Swarm {
         let per_round = Duration::from_millis(2000 + 2 * self.len() as u64);
         for _ in 0..PROBE_ROUNDS {
             self.probe_round += 1;
-            let m = Marker {
-                kind: Kind::Probe,
-                sender: 0,
-                seq: self.probe_round,
-                sent_ns: now_ns(),
-            };
-            let mut line = Vec::with_capacity(self.payload);
-            marker::encode(&mut line, &m, self.payload);
-            self.write_line(0, &line)
-                .await
-                .context("sending the barrier probe")?;
+            for head in 0..heads {
+                let m = Marker {
+                    kind: Kind::Probe,
+                    sender: head as u32,
+                    seq: self.probe_round,
+                    sent_ns: now_ns(),
+                };
+                let mut line = Vec::with_capacity(self.payload);
+                marker::encode(&mut line, &m, self.payload);
+                self.write_line(head, &line)
+                    .await
+                    .context("sending the barrier probe")?;
+            }
             let deadline = Instant::now() + per_round;
             while Instant::now() < deadline {
                 if sh.probe_seen.load(Acquire) >= need {
@@ -245,11 +266,18 @@ impl Swarm {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
+        let from = match heads {
+            1 => sh.name(0),
+            _ => format!(
+                "the first client on their server ({} to {})",
+                sh.name(0),
+                sh.name(heads - 1)
+            ),
+        };
         bail!(
             "barrier: after {PROBE_ROUNDS} probes only {} of {need} clients received a message \
-             from {}; the server accepted their logins but does not deliver to them{}",
+             from {from}; the server accepted their logins but does not deliver to them{}",
             sh.probe_seen.load(Acquire),
-            sh.name(0),
             sh.notes()
                 .first()
                 .map(|n| format!(" (first problem: {n})"))
@@ -270,14 +298,15 @@ impl Swarm {
     }
 }
 
-/// Logs in the first `c.clients` clients with a progress bar and passes the barrier.
+/// Logs in the first `c.clients` clients, spread over `addrs` (`c.targets()` resolved), with
+/// a progress bar and passes the barrier.
 pub async fn assemble(
     sh: Arc<Shared>,
     c: &crate::args::Common,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     prog: &crate::progress::Progress,
 ) -> Result<(Swarm, crate::report::Login)> {
-    let mut swarm = Swarm::new(sh, addr, c)?;
+    let mut swarm = Swarm::new(sh, addrs, c)?;
     let bar = prog.bar(c.clients as u64, "logins");
     let grown = swarm.grow(c.clients, c.concurrency, &bar).await;
     bar.finish_and_clear();
@@ -292,3 +321,7 @@ pub async fn assemble(
     };
     Ok((swarm, login))
 }
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{IdleReport, Latency, Login, Report};
+use crate::report::{FanoutReport, IdleReport, Latency, Login, Report};
 use crate::sys::{CpuUse, ProcMem};
 
 fn latency(l: &Option<Latency>) -> String {
@@ -105,6 +105,49 @@ fn login(r: &mut Rows, l: &Login) {
     );
 }
 
+/// With `--also`: every server and how many clients each had (client i on server i % S).
+fn servers(r: &mut Rows, servers: &[String], clients: usize) {
+    if servers.len() < 2 {
+        return;
+    }
+    let per = crate::servers::clients_per_server(clients, servers.len());
+    let list: Vec<String> = servers
+        .iter()
+        .zip(per)
+        .map(|(s, n)| format!("{s} ({} clients)", grouped(n as u64)))
+        .collect();
+    r.add(
+        "servers",
+        format!("{}, round-robin: {}", servers.len(), list.join(", ")),
+    );
+}
+
+/// The title's server: the main one, and how many more with `--also`.
+fn title_server(servers: &[String]) -> String {
+    match servers {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} +{}", rest.len()),
+    }
+}
+
+/// `orders seen`: how many orders of all the messages the receivers saw.
+fn orders(f: &FanoutReport) -> String {
+    match f.orders {
+        Some(1) => format!(
+            "1: one order for everybody ({} receivers that do not send, each got every message)",
+            grouped(f.orders_compared as u64)
+        ),
+        Some(n) => format!(
+            "{n}: the {} receivers that do not send and got every message saw {n} different \
+             orders",
+            grouped(f.orders_compared as u64)
+        ),
+        None if f.senders >= f.clients => "n/a (every client sends)".into(),
+        None => "n/a (no receiver that does not send got every message)".into(),
+    }
+}
+
 fn problems(r: &mut Rows, notes: &[String]) {
     for n in notes {
         r.add("note", n.as_str());
@@ -117,6 +160,7 @@ impl Report {
         match self {
             Report::Fanout(f) => {
                 r.add("transport", f.transport.describe(&f.server));
+                servers(&mut r, &f.servers, f.clients);
                 login(&mut r, &f.login);
                 let pace = if f.rate > 0.0 {
                     format!("{} msg/s per sender", f.rate)
@@ -151,6 +195,7 @@ impl Report {
                     ),
                 )
                 .add("out of order", f.out_of_order.to_string())
+                .add("orders seen", orders(f))
                 .add(
                     "throughput",
                     format!(
@@ -174,11 +219,17 @@ impl Report {
                 problems(&mut r, &f.notes);
                 r.render(&format!(
                     "chat-bench fanout  {}  n={} k={} m={} payload={} B",
-                    f.server, f.clients, f.senders, f.messages_per_sender, f.payload
+                    title_server(&f.servers),
+                    f.clients,
+                    f.senders,
+                    f.messages_per_sender,
+                    f.payload
                 ))
             }
             Report::Rtt(t) => {
                 r.add("transport", t.transport.describe(&t.server));
+                let last = t.steps.last().map_or(t.login.clients, |s| s.clients);
+                servers(&mut r, &t.servers, last);
                 login(&mut r, &t.login);
                 for s in &t.steps {
                     r.add(
@@ -225,11 +276,16 @@ impl Report {
                 problems(&mut r, &t.notes);
                 r.render(&format!(
                     "chat-bench rtt  {}  k={} samples={} step={} limit={} ms (rtt in ms)",
-                    t.server, t.senders, t.samples_per_step, t.step, t.limit_ms
+                    title_server(&t.servers),
+                    t.senders,
+                    t.samples_per_step,
+                    t.step,
+                    t.limit_ms
                 ))
             }
             Report::Idle(i) => {
                 r.add("transport", i.transport.describe(&i.server));
+                servers(&mut r, &i.servers, i.clients);
                 login(&mut r, &i.login);
                 let kib = |m: &Option<ProcMem>| {
                     m.map_or("-".into(), |m| {
@@ -258,7 +314,11 @@ impl Report {
                     r.add("problems", format!("disconnects {}", i.disconnects));
                 }
                 problems(&mut r, &i.notes);
-                r.render(&format!("chat-bench idle  {}  n={}", i.server, i.clients))
+                r.render(&format!(
+                    "chat-bench idle  {}  n={}",
+                    title_server(&i.servers),
+                    i.clients
+                ))
             }
         }
     }
@@ -297,5 +357,24 @@ mod tests {
         assert_eq!(ms(1.234), "1.23");
         assert_eq!(ms(12.34), "12.3");
         assert_eq!(ms(1234.5), "1234");
+    }
+
+    #[test]
+    fn servers_are_listed_only_when_several() {
+        let one = vec!["127.0.0.1:9009".to_owned()];
+        let two = vec!["127.0.0.1:9009".to_owned(), "127.0.0.1:9109".to_owned()];
+        let mut r = Rows::default();
+        servers(&mut r, &one, 5);
+        assert!(r.0.is_empty());
+        servers(&mut r, &two, 5);
+        assert_eq!(
+            r.0,
+            [(
+                "servers".to_owned(),
+                "2, round-robin: 127.0.0.1:9009 (3 clients), 127.0.0.1:9109 (2 clients)".to_owned()
+            )]
+        );
+        assert_eq!(title_server(&one), "127.0.0.1:9009");
+        assert_eq!(title_server(&two), "127.0.0.1:9009 +1");
     }
 }

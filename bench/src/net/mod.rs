@@ -104,6 +104,20 @@ impl Connector {
         })
     }
 
+    /// The same for the server of an `--also HOST:PORT` (resolved to `addr`): the TLS
+    /// certificate is checked for that HOST; the roots are not read again.
+    pub fn also(&self, host: &str, addr: SocketAddr) -> Result<Connector> {
+        let tls = match &self.tls {
+            Some(t) => Some(t.for_also(host)?),
+            None => None,
+        };
+        Ok(Connector {
+            addr,
+            transport: self.transport,
+            tls,
+        })
+    }
+
     pub async fn connect(&self) -> Result<Stream, LoginFail> {
         let addr = self.addr;
         let s = match TcpStream::connect(addr).await {

@@ -240,3 +240,22 @@ async fn tls_to_a_plain_line_port_says_which_port_to_use() {
     assert!(e.is_fatal());
     assert!(e.to_string().contains("`tls on` line"), "{e}");
 }
+
+#[tokio::test]
+async fn each_also_server_is_checked_for_its_own_host() {
+    let pki = Pki::new("also", "test CA");
+    // The certificate holds localhost and 127.0.0.1, not ::1.
+    let c = common(&["--tls", "--ca", &pki.ca(), "--host", "localhost"]);
+    let main = Connector::new(&c, serve_lines(&pki, 1).await).unwrap();
+    let good = main.also("127.0.0.1", serve_lines(&pki, 1).await).unwrap();
+    assert_eq!(good.transport, Transport::Tls);
+    good.connect().await.unwrap_or_else(|e| panic!("{e}"));
+    let bad = main.also("::1", serve_lines(&pki, 1).await).unwrap();
+    let s = bad.connect().await.err().expect("wrong name").to_string();
+    assert!(
+        s.starts_with("the TLS certificate of ::1 does not verify") && s.contains("--also"),
+        "{s}"
+    );
+    // The main server's connector is unchanged.
+    main.connect().await.unwrap_or_else(|e| panic!("{e}"));
+}

@@ -2,7 +2,8 @@
 //! handshake means in one line.
 //!
 //! The roots are the CA certificates in `--ca FILE` (PEM) or else the system's. The name
-//! checked is `--host`, as a DNS name or an IP address. Session resumption is off: every
+//! checked is `--host` (or the HOST of an `--also HOST:PORT`, for the clients on that server),
+//! as a DNS name or an IP address. Session resumption is off: every
 //! simulated client is a user of its own and pays for a full handshake, as a new user would.
 
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ pub struct Tls {
     connector: TlsConnector,
     name: ServerName<'static>,
     host: String,
+    /// The option that named `host` (`--host` or `--also`), for the hints.
+    flag: &'static str,
     ca: Option<PathBuf>,
     /// WebSocket over TLS: the port is the web port (only for the hints).
     ws: bool,
@@ -34,8 +37,7 @@ pub struct Tls {
 impl Tls {
     /// Loads the roots (`ca`, or the system's) for a server called `host`.
     pub fn new(host: &str, ca: Option<&Path>, ws: bool) -> Result<Tls> {
-        let name = ServerName::try_from(host.to_owned())
-            .with_context(|| format!("--host {host:?} is not a name TLS can check"))?;
+        let name = server_name(host, "--host")?;
         let roots = match ca {
             Some(path) => roots_from_file(path)?,
             None => system_roots()?,
@@ -51,8 +53,20 @@ impl Tls {
             connector: TlsConnector::from(Arc::new(config)),
             name,
             host: host.to_owned(),
+            flag: "--host",
             ca: ca.map(Path::to_path_buf),
             ws,
+        })
+    }
+
+    /// The same roots and settings for the server of an `--also HOST:PORT`: the certificate
+    /// is checked for that HOST.
+    pub fn for_also(&self, host: &str) -> Result<Tls> {
+        Ok(Tls {
+            name: server_name(host, "--also")?,
+            host: host.to_owned(),
+            flag: "--also",
+            ..self.clone()
         })
     }
 
@@ -113,10 +127,13 @@ impl Tls {
                     .into(),
             },
             CertificateError::NotValidForName => {
-                format!("it is not valid for the name {host:?}; pick the name it has with --host")
+                format!(
+                    "it is not valid for the name {host:?}; pick the name it has with {}",
+                    self.flag
+                )
             }
             CertificateError::NotValidForNameContext { .. } => {
-                format!("{c}; pick a name it has with --host")
+                format!("{c}; pick a name it has with {}", self.flag)
             }
             CertificateError::Expired => "it has expired".into(),
             CertificateError::NotValidYet => "it is not valid yet".into(),
@@ -132,6 +149,12 @@ impl Tls {
             other => other.to_string(),
         }
     }
+}
+
+/// `host` as the name a certificate must have.
+fn server_name(host: &str, flag: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(host.to_owned())
+        .with_context(|| format!("{flag} {host:?} is not a name TLS can check"))
 }
 
 /// The CA certificates in a PEM file.
@@ -197,6 +220,7 @@ mod tests {
             )),
             name: ServerName::try_from("localhost").unwrap(),
             host: "localhost".into(),
+            flag: "--host",
             ca: ca.map(Path::to_path_buf),
             ws: false,
         }
@@ -279,5 +303,18 @@ mod tests {
     #[test]
     fn host_names_and_addresses() {
         assert!(Tls::new("not a name", None, false).is_err());
+        let t = tls(None);
+        let e = t.for_also("not a name").err().unwrap().to_string();
+        assert!(e.starts_with("--also \"not a name\""), "{e}");
+        let also = t.for_also("::1").unwrap();
+        assert_eq!((also.host.as_str(), also.flag), ("::1", "--also"));
+        let e = io_err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ));
+        let s = also.failure(&e, ADDR.parse().unwrap()).to_string();
+        assert!(
+            s.starts_with("the TLS certificate of ::1 does not verify") && s.ends_with("--also"),
+            "{s}"
+        );
     }
 }
