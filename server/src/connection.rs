@@ -239,7 +239,7 @@ impl Connection<'_> {
         let registered = chat_common::validate_name(line)
             .ok()
             .filter(|name| self.shared.accounts.is_registered(name))
-            .filter(|name| self.shared.registry.id_of(name).is_none());
+            .filter(|name| !self.shared.registry.is_online(name));
         if let Some(name) = registered {
             if self.shared.registry.account_banned(name) {
                 tracing::info!(peer = self.peer.id, %name, "refused: banned account");

@@ -19,6 +19,8 @@ use crate::peer::{Peer, PeerId};
 
 mod admission;
 mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod bus;
 mod clustered;
 mod clustered_oper;
@@ -188,6 +190,13 @@ impl Registry {
     /// Who is logged in under `name` (any case), if anyone.
     pub fn id_of(&self, name: &str) -> Option<PeerId> {
         self.state.lock().names.get(&key(name)).copied()
+    }
+
+    /// Someone is logged in under `name` (any case), here or, in a cluster, on another server.
+    pub fn is_online(&self, name: &str) -> bool {
+        let state = self.state.lock();
+        let name_key = key(name);
+        state.names.contains_key(&name_key) || state.remote.contains_key(&name_key)
     }
 
     /// The user's current name, if logged in.
