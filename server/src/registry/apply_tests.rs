@@ -72,7 +72,12 @@ impl Cluster {
             Arc::new(AlwaysFree),
         );
         let flushers = Flushers::start(1).unwrap();
-        Self { registry, events, up, flushers }
+        Self {
+            registry,
+            events,
+            up,
+            flushers,
+        }
     }
 
     /// Hands back what this server queued, as Redis would.
@@ -83,7 +88,9 @@ impl Cluster {
 
     fn user(&self, name: &str) -> User {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        theirs.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        theirs
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let id = self.registry.next_peer_id();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 1000 + id as u16));
         let peer = Arc::new(Peer::new(
@@ -107,7 +114,10 @@ impl Cluster {
             lines: BufReader::new(theirs),
         };
         let welcome = user.line().unwrap();
-        assert!(welcome.starts_with(&format!("* welcome, {name}!")), "{welcome}");
+        assert!(
+            welcome.starts_with(&format!("* welcome, {name}!")),
+            "{welcome}"
+        );
         user
     }
 }
@@ -137,7 +147,9 @@ fn own_messages_wait_for_the_round_trip() {
 fn other_servers_users_join_talk_and_go() {
     let cluster = Cluster::new();
     let mut alice = cluster.user("alice");
-    cluster.registry.apply_batch(OTHER, vec![other_user("carol")]);
+    cluster
+        .registry
+        .apply_batch(OTHER, vec![other_user("carol")]);
     alice.expect("* carol joined");
     cluster.registry.who(&alice.peer);
     alice.expect("* 2 users in lobby: alice, carol");
@@ -175,7 +187,9 @@ fn a_roster_brings_a_view_up_to_date() {
         ip: Ipv4Addr::LOCALHOST.into(),
     };
     let roster = |users: Vec<RosterUser>| vec![Event::Roster { users }];
-    cluster.registry.apply_batch(OTHER, roster(vec![dave.clone()]));
+    cluster
+        .registry
+        .apply_batch(OTHER, roster(vec![dave.clone()]));
     alice.expect("* dave joined");
     cluster.registry.apply_batch(OTHER, roster(vec![dave]));
     assert_eq!(alice.line(), None, "a known user is not announced again");
@@ -187,7 +201,9 @@ fn a_roster_brings_a_view_up_to_date() {
 fn a_name_on_another_server_is_taken() {
     let cluster = Cluster::new();
     let _alice = cluster.user("alice");
-    cluster.registry.apply_batch(OTHER, vec![other_user("carol")]);
+    cluster
+        .registry
+        .apply_batch(OTHER, vec![other_user("carol")]);
     let (ours, _theirs) = UnixStream::pair().unwrap();
     let peer = Arc::new(Peer::new(
         99,
@@ -220,7 +236,9 @@ fn while_the_cluster_is_down_this_servers_users_still_talk() {
     let mut alice = cluster.user("alice");
     let mut bob = cluster.user("bob");
     alice.expect("* bob joined");
-    cluster.registry.apply_batch(OTHER, vec![other_user("carol")]);
+    cluster
+        .registry
+        .apply_batch(OTHER, vec![other_user("carol")]);
     alice.expect("* carol joined");
     bob.expect("* carol joined");
     cluster.up.store(false, Ordering::Release);
@@ -228,7 +246,10 @@ fn while_the_cluster_is_down_this_servers_users_still_talk() {
     alice.expect("* carol left (cluster unavailable)");
     cluster.registry.say(bob.peer.id, "still here").unwrap();
     alice.expect("[bob] still here");
-    assert!(cluster.events.try_recv().is_err(), "nothing queued for Redis");
+    assert!(
+        cluster.events.try_recv().is_err(),
+        "nothing queued for Redis"
+    );
 }
 
 #[test]
@@ -246,7 +267,9 @@ fn a_join_moves_the_user_when_it_comes_back() {
         peer: 7,
         at_ms: 0,
     };
-    cluster.registry.apply_batch(OTHER, vec![other_user("carol"), carol_says]);
+    cluster
+        .registry
+        .apply_batch(OTHER, vec![other_user("carol"), carol_says]);
     alice.expect("* carol joined");
     alice.expect("[carol] before");
     cluster.round_trip();

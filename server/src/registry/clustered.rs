@@ -12,8 +12,8 @@ use chat_common::{key, wire};
 
 use super::bus::{Event, NameClaims, RosterUser};
 use super::history::now_ms;
-use super::state::{Session, State};
-use super::{LoginError, Muted, Registry, LOBBY};
+use super::state::State;
+use super::{LoginError, Muted, Registry};
 use crate::peer::{Peer, PeerId};
 
 impl State {
@@ -93,16 +93,7 @@ impl Registry {
             if !state.connections.contains_key(&peer.id) {
                 return false;
             }
-            state.sessions.insert(
-                peer.id,
-                Session {
-                    name: name.to_owned(),
-                    room: LOBBY.to_owned(),
-                    oper: false,
-                },
-            );
-            state.pre_login.remove(&peer.id);
-            super::state::bump(&state.stats.logins, 1);
+            state.start_session(peer.id, name);
             let ip = state
                 .conn_ips
                 .get(&peer.id)

@@ -85,15 +85,7 @@ impl Registry {
 
     pub(super) fn cluster_unban(&self, op: &Arc<Peer>, target: Target) -> Result<(), String> {
         self.as_operator(op.id, |state, op_name, evicted, _| {
-            let ips: Vec<IpAddr> = state
-                .bans
-                .iter()
-                .filter(|ban| match target {
-                    Target::Addr(ip) => ban.ip == ip,
-                    Target::Name(name) => ban.name.as_deref().is_some_and(|n| key(n) == key(name)),
-                })
-                .map(|ban| ban.ip)
-                .collect();
+            let ips = state.bans_matching(target);
             if ips.is_empty() {
                 return Err("no such ban".to_owned());
             }

@@ -34,6 +34,15 @@ pub(super) fn list_lines(head: &str, items: &[String]) -> Vec<String> {
     lines
 }
 
+/// The welcome line of a login; `users` counts the lobby with the newcomer.
+pub fn welcome_line(name: &str, users: usize) -> String {
+    wire::notice(&format!(
+        "welcome, {name}! you are in {} with {users} {}; /help lists the commands",
+        super::LOBBY,
+        plural(users, "user", "users"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ mod history;
 mod listing;
 mod memory;
 mod moderation;
+mod remote;
 mod restore;
 mod state;
 
@@ -37,8 +38,8 @@ pub use state::HistorySettings;
 
 use bus::{NameClaims, Outbox};
 
-use listing::{list_lines, plural};
-use state::{bump, Room, Session, State};
+use listing::{list_lines, plural, welcome_line};
+use state::{bump, Room, State};
 
 use crate::transport::CloseReason;
 
@@ -157,23 +158,10 @@ impl Registry {
                 bump(&state.stats.logins_refused, 1);
                 return Err(LoginError::Taken(name.to_owned()));
             }
-            bump(&state.stats.logins, 1);
             state.names.insert(name_key, peer.id);
-            state.sessions.insert(
-                peer.id,
-                Session {
-                    name: name.to_owned(),
-                    room: LOBBY.to_owned(),
-                    oper: false,
-                },
-            );
-            state.pre_login.remove(&peer.id);
+            state.start_session(peer.id, name);
             let others = state.rooms.get(LOBBY).map_or(0, |room| room.members.len());
-            let welcome = wire::notice(&format!(
-                "welcome, {name}! you are in {LOBBY} with {} {}; /help lists the commands",
-                others + 1,
-                plural(others + 1, "user", "users"),
-            ));
+            let welcome = welcome_line(name, others + 1);
             state.deliver(peer, &welcome, evicted);
             state.broadcast(
                 LOBBY,

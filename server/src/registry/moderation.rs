@@ -185,15 +185,7 @@ impl Registry {
             return self.cluster_unban(op, target);
         }
         self.as_operator(op.id, |state, op_name, evicted, _| {
-            let lifted: Vec<IpAddr> = state
-                .bans
-                .iter()
-                .filter(|ban| match target {
-                    Target::Addr(ip) => ban.ip == ip,
-                    Target::Name(name) => ban.name.as_deref().is_some_and(|n| key(n) == key(name)),
-                })
-                .map(|ban| ban.ip)
-                .collect();
+            let lifted = state.bans_matching(target);
             if lifted.is_empty() {
                 return Err("no such ban".to_owned());
             }
@@ -300,6 +292,18 @@ impl Registry {
 }
 
 impl State {
+    /// The addresses of the bans `/unban TARGET` lifts.
+    pub(super) fn bans_matching(&self, target: Target) -> Vec<IpAddr> {
+        self.bans
+            .iter()
+            .filter(|ban| match target {
+                Target::Addr(ip) => ban.ip == ip,
+                Target::Name(name) => ban.name.as_deref().is_some_and(|n| key(n) == key(name)),
+            })
+            .map(|ban| ban.ip)
+            .collect()
+    }
+
     fn find_user(&self, name: &str) -> Result<PeerId, String> {
         self.names
             .get(&key(name))

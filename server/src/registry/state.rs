@@ -320,6 +320,14 @@ impl State {
         bump(&self.stats.lines_delivered, delivered);
     }
 
+    /// A connection logs in as `name`, into the lobby (its name is already in `names`).
+    pub(super) fn start_session(&mut self, id: PeerId, name: &str) {
+        let (name, room, oper) = (name.to_owned(), LOBBY.to_owned(), false);
+        self.sessions.insert(id, Session { name, room, oper });
+        self.pre_login.remove(&id);
+        bump(&self.stats.logins, 1);
+    }
+
     /// Logs a user out: frees its name and takes it out of its room, telling nobody.
     pub(super) fn end_session(&mut self, id: PeerId) -> Option<Session> {
         let session = self.sessions.remove(&id)?;
