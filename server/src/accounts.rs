@@ -84,6 +84,19 @@ impl Accounts {
         };
     }
 
+    /// Every account, as kept.
+    pub fn export(&self) -> Vec<AccountRow> {
+        self.known
+            .lock()
+            .iter()
+            .map(|(name_key, (name, phc))| AccountRow {
+                name_key: name_key.clone(),
+                name: name.clone(),
+                phc: phc.clone(),
+            })
+            .collect()
+    }
+
     pub fn is_registered(&self, name: &str) -> bool {
         self.known.lock().contains_key(&key(name))
     }

@@ -121,3 +121,30 @@ pub fn take(conn: &mut Connection, keys: &Keys) -> RedisResult<(u64, Loaded)> {
         .collect();
     Ok((seq, loaded))
 }
+
+/// Puts back what a Redis that restarted empty has lost, from a server that still knows it:
+/// accounts, topics, bans and mutes. Only what is missing is written, so every server can do
+/// it.
+pub fn reseed(conn: &mut Connection, keys: &Keys, known: &Loaded) -> RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for row in &known.accounts {
+        let value = serde_json::to_string(&(&row.name, &row.phc)).unwrap_or_default();
+        pipe.hset_nx(keys.accounts(), &row.name_key, value).ignore();
+    }
+    for row in &known.topics {
+        pipe.hset_nx(keys.rooms(), &row.room_key, &row.room_name)
+            .ignore();
+        pipe.hset_nx(keys.topics(), &row.room_key, &row.topic)
+            .ignore();
+    }
+    for ban in &known.bans {
+        let value = serde_json::json!({ "name": ban.name, "until_ms": ban.until_ms, "by": ban.by });
+        pipe.hset_nx(keys.bans(), ban.ip.to_string(), value.to_string())
+            .ignore();
+    }
+    for mute in &known.mutes {
+        let until = mute.until_ms.map_or_else(String::new, |ms| ms.to_string());
+        pipe.hset_nx(keys.mutes(), &mute.name_key, until).ignore();
+    }
+    pipe.query(conn)
+}

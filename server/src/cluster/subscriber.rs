@@ -23,10 +23,13 @@ const TICK: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 
 pub fn run(cluster: &Arc<Cluster>, registry: &Registry, accounts: &Accounts) {
-    let mut first = true;
+    let mut seen = Seen {
+        first: true,
+        last_seq: 0,
+    };
     let mut reported = false;
     loop {
-        match listen(cluster, registry, accounts, &mut first) {
+        match listen(cluster, registry, accounts, &mut seen) {
             Ok(()) => return,
             Err(e) => {
                 let was_up = cluster.is_up();
@@ -48,12 +51,20 @@ pub fn run(cluster: &Arc<Cluster>, registry: &Registry, accounts: &Accounts) {
     }
 }
 
+/// What the subscriber remembers between stays in the cluster.
+struct Seen {
+    /// Nothing loaded from Redis yet.
+    first: bool,
+    /// The number of the last batch applied.
+    last_seq: u64,
+}
+
 /// One stay in the cluster: from connecting to losing Redis (an error).
 fn listen(
     cluster: &Cluster,
     registry: &Registry,
     accounts: &Accounts,
-    first: &mut bool,
+    seen: &mut Seen,
 ) -> anyhow::Result<()> {
     let mut bus_conn = cluster.connect().context("connect")?;
     let mut pubsub = bus_conn.as_pubsub();
@@ -61,7 +72,21 @@ fn listen(
     pubsub.set_read_timeout(Some(TICK))?;
     let mut conn = cluster.connect().context("connect")?;
     let (since, loaded) = snapshot::take(&mut conn, &cluster.keys).context("snapshot")?;
-    if std::mem::take(first) {
+    if since < seen.last_seq {
+        // Redis restarted without its data: give it back what this server knows.
+        let mut known = registry.export();
+        known.accounts = accounts.export();
+        snapshot::reseed(&mut conn, &cluster.keys, &known).context("reseed")?;
+        tracing::warn!(
+            accounts = known.accounts.len(),
+            topics = known.topics.len(),
+            bans = known.bans.len(),
+            mutes = known.mutes.len(),
+            "cluster: Redis came back empty; wrote back what this server knows"
+        );
+    }
+    seen.last_seq = since;
+    if std::mem::take(&mut seen.first) {
         registry.load(&loaded);
         for row in loaded.accounts {
             accounts.learn(row.name_key, Some((row.name, row.phc)));
@@ -84,7 +109,8 @@ fn listen(
         match pubsub.get_message() {
             Ok(message) => {
                 let payload = message.get_payload_bytes();
-                if let Some(batch) = decode(payload, since) {
+                if let Some((seq, batch)) = decode(payload, since) {
+                    seen.last_seq = seq;
                     take_batch(cluster, registry, accounts, batch, &mut heard);
                 }
             }
@@ -133,14 +159,15 @@ fn rejoin(cluster: &Cluster, registry: &Registry, conn: &mut Connection) -> anyh
 }
 
 /// `SEQ JSON`, or nothing for a batch the snapshot already had or one that does not parse.
-fn decode(payload: &[u8], since: u64) -> Option<Batch> {
+fn decode(payload: &[u8], since: u64) -> Option<(u64, Batch)> {
     let text = std::str::from_utf8(payload).ok()?;
     let (seq, json) = text.split_once(' ')?;
-    if seq.parse::<u64>().ok()? <= since {
+    let seq = seq.parse::<u64>().ok()?;
+    if seq <= since {
         return None;
     }
     match serde_json::from_str(json) {
-        Ok(batch) => Some(batch),
+        Ok(batch) => Some((seq, batch)),
         Err(e) => {
             tracing::warn!(error = %e, "cluster: a batch that does not parse, skipped");
             None
@@ -169,4 +196,20 @@ fn take_batch(
         }
     }
     registry.apply_batch(&batch.server, batch.events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_the_snapshot_had_are_skipped() {
+        let payload = br#"7 {"s":"a1","e":[{"t":"beat"},{"t":"hello"}]}"#;
+        let (seq, batch) = decode(payload, 6).expect("a batch after the snapshot");
+        assert_eq!((seq, batch.server.as_str()), (7, "a1"));
+        assert_eq!(batch.events, vec![Event::Beat, Event::Hello]);
+        assert!(decode(payload, 7).is_none(), "the snapshot had it");
+        assert!(decode(b"8 not json", 0).is_none());
+        assert!(decode(b"no number", 0).is_none());
+    }
 }
