@@ -467,6 +467,8 @@ impl Registry {
             logins_refused: state.stats.logins_refused.get(),
             connections_total: state.stats.connections_total.get(),
             store_dropped: state.store.as_ref().map_or(0, |store| store.dropped()),
+            cluster_up: u64::from(state.bus.as_ref().is_some_and(|bus| bus.is_up())),
+            remote_users: state.remote.len() as u64,
         }
     }
 }
@@ -485,4 +487,8 @@ pub struct Snapshot {
     pub connections_total: u64,
     /// Rows the disk did not take (queue full or failed writes).
     pub store_dropped: u64,
+    /// In a cluster and in sync with Redis: 1.
+    pub cluster_up: u64,
+    /// Users of the cluster's other servers.
+    pub remote_users: u64,
 }

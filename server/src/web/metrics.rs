@@ -7,7 +7,7 @@ use crate::registry::Snapshot;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn render(s: &Snapshot) -> String {
-    let metrics: [(&str, &str, &str, u64); 10] = [
+    let metrics: [(&str, &str, &str, u64); 12] = [
         ("chat_users", "gauge", "Users logged in.", s.users),
         (
             "chat_connections",
@@ -52,6 +52,18 @@ pub fn render(s: &Snapshot) -> String {
             "counter",
             "Rows the data dir did not take: queue full or writes failed.",
             s.store_dropped,
+        ),
+        (
+            "chat_cluster_up",
+            "gauge",
+            "1 while this server is in sync with its cluster's Redis (--cluster), else 0.",
+            s.cluster_up,
+        ),
+        (
+            "chat_remote_users",
+            "gauge",
+            "Users logged in on the cluster's other servers.",
+            s.remote_users,
         ),
     ];
     let mut out = String::new();
