@@ -13,6 +13,7 @@ pub mod bench;
 mod binary;
 mod client;
 pub mod client_harness;
+pub mod redis;
 mod server;
 pub mod slow;
 mod text;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use binary::{binary, server_binary};
 pub use client::{is_word_prefix, stream_from, Client, End};
+pub use redis::RedisServer;
 pub use server::Server;
 pub use text::{parse_rooms, parse_who, show, Who};
 pub use web::{http_raw, http_request, HttpResponse, WsClient, WsEnd};

@@ -165,6 +165,17 @@ impl Server {
         );
     }
 
+    /// Kills the child with SIGKILL (no chance to say goodbye) and waits until it is gone.
+    pub fn kill(&mut self) {
+        self.send_signal(libc::SIGKILL);
+        if self.wait_exit(T).is_none() {
+            panic!(
+                "chat-server (pid {}) still running {T:?} after SIGKILL",
+                self.pid()
+            );
+        }
+    }
+
     fn poll_exit(&mut self) -> Option<ExitStatus> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().expect("try_wait on chat-server");
