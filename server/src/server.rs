@@ -100,7 +100,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         )?;
     }
     if let Some((cluster, _)) = &cluster {
-        if !cluster.wait_up(CLUSTER_START_WAIT) {
+        if !cluster.wait_ready(CLUSTER_START_WAIT) {
             tracing::warn!("cluster: Redis not reachable yet; new logins are refused until it is");
         }
     }

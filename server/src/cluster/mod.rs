@@ -24,7 +24,6 @@ mod scripts;
 mod snapshot;
 mod subscriber;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -36,7 +35,7 @@ use redis::{Commands, Connection, RedisResult};
 
 use crate::accounts::{Accounts, Keeper};
 use crate::peer::PeerId;
-use crate::registry::bus::{ClusterDown, Event, NameClaims, Outbox, ServerId};
+use crate::registry::bus::{ClusterDown, Event, Link, LinkState, NameClaims, Outbox, ServerId};
 use crate::registry::Registry;
 use crate::store::AccountRow;
 use scripts::Keys;
@@ -51,8 +50,8 @@ pub struct Cluster {
     client: redis::Client,
     keys: Keys,
     me: ServerId,
-    /// Redis reachable and this server in sync; shared with the registry's outbox.
-    up: Arc<AtomicBool>,
+    /// Down, syncing or ready; shared with the registry's outbox.
+    link: Arc<Link>,
     queue: Sender<Event>,
     pool: Mutex<Vec<Connection>>,
     /// The publisher tells when the shutdown's last batch is out.
@@ -67,17 +66,17 @@ impl Cluster {
             format!("--cluster {url}: not a Redis URL (redis://HOST:PORT[/DB])")
         })?;
         let me: ServerId = new_server_id().into();
-        let up = Arc::new(AtomicBool::new(false));
+        let link = Arc::new(Link::default());
         let (queue, events) = crossbeam_channel::unbounded();
         let (flushed_tx, flushed) = crossbeam_channel::bounded(1);
-        let outbox = Outbox::new(Arc::clone(&me), queue.clone(), Arc::clone(&up));
+        let outbox = Outbox::new(Arc::clone(&me), queue.clone(), Arc::clone(&link));
         let cluster = Arc::new(Self {
             client,
             keys: Keys {
                 prefix: prefix.to_owned(),
             },
             me,
-            up,
+            link,
             queue,
             pool: Mutex::new(Vec::new()),
             flushed,
@@ -112,9 +111,9 @@ impl Cluster {
 
     /// Waits up to `wait` for the first sync, so a server that says it is listening takes
     /// logins at once; a Redis that is down does not hold the start up for longer.
-    pub fn wait_up(&self, wait: Duration) -> bool {
+    pub fn wait_ready(&self, wait: Duration) -> bool {
         let deadline = std::time::Instant::now() + wait;
-        while !self.is_up() {
+        while self.link.get() != LinkState::Ready {
             if std::time::Instant::now() >= deadline {
                 return false;
             }
@@ -123,12 +122,13 @@ impl Cluster {
         true
     }
 
+    /// Redis is reachable: events go through it.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        self.link.get() != LinkState::Down
     }
 
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Release);
+    fn set_link(&self, state: LinkState) {
+        self.link.set(state);
     }
 
     /// The last words of a server that shuts down: its users leave everywhere as

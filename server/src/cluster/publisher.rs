@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::scripts::{self, LEASE_MS};
 use super::Cluster;
-use crate::registry::bus::Event;
+use crate::registry::bus::{Event, LinkState};
 use crate::registry::Registry;
 
 /// How often a server says it is alive.
@@ -100,7 +100,7 @@ impl Publisher {
             Err(e) => {
                 tracing::error!(error = %e, "cluster: cannot publish; serving this server's users alone until Redis is back");
                 self.conn = None;
-                self.cluster.set_up(false);
+                self.cluster.set_link(LinkState::Down);
                 self.registry.apply_batch(&self.cluster.me, events);
             }
         }

@@ -89,7 +89,7 @@ return 1
 /// in the bus's order, and a batch costs one round trip however many events it holds.
 ///
 /// ARGV: prefix, server, history kept per room, payload, then (op, a, b) triples:
-/// `H room entry` history, `N room name` a room's name, `T room topic`, `R name holder` release
+/// `H room entry` history (and the room in the rooms hash, named by its key until a `N` names it), `N room name` a room's name, `T room topic`, `R name holder` release
 /// a claim, `B ip ban` / `b ip -`, `M name until` / `m name -` bans and mutes, `S ms -` renew
 /// this server's lease for ms, `X - -` end it (shutdown). Returns the batch's number.
 pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
@@ -103,6 +103,7 @@ for i = 5, #ARGV, 3 do
     local key = p .. ':history:' .. a
     redis.call('RPUSH', key, seq .. ' ' .. b)
     redis.call('LTRIM', key, -keep, -1)
+    redis.call('HSETNX', p .. ':rooms', a, a)
   elseif op == 'N' then
     redis.call('HSETNX', p .. ':rooms', a, b)
   elseif op == 'T' then

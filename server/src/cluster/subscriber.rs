@@ -2,7 +2,7 @@
 //! notices servers that went silent. When Redis goes away it marks the cluster down, lets go of
 //! the other servers' users, and tries again every second.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,13 +12,15 @@ use redis::Connection;
 
 use super::{snapshot, Cluster};
 use crate::accounts::Accounts;
-use crate::registry::bus::{Batch, Event};
+use crate::registry::bus::{Batch, Event, LinkState};
 use crate::registry::Registry;
 
 /// A server not heard from for this long is gone (it sends a heartbeat every 2 s).
 const SILENT_FOR: Duration = Duration::from_secs(8);
 /// How often the subscriber wakes without messages, to check the others' heartbeats.
 const TICK: Duration = Duration::from_secs(1);
+/// How long logins wait for the other servers' rosters after (re)joining.
+const ROSTER_WAIT: Duration = Duration::from_secs(2);
 /// Between attempts to reach Redis.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -33,7 +35,7 @@ pub fn run(cluster: &Arc<Cluster>, registry: &Registry, accounts: &Accounts) {
             Ok(()) => return,
             Err(e) => {
                 let was_up = cluster.is_up();
-                cluster.set_up(false);
+                cluster.set_link(LinkState::Down);
                 if was_up {
                     tracing::error!(
                         "cluster: lost Redis ({e:#}); refusing new logins until it is back"
@@ -100,9 +102,12 @@ fn listen(
         );
     }
     rejoin(cluster, registry, &mut conn)?;
-    cluster.set_up(true);
+    // Logins wait for the other live servers' rosters (a moment), so a newcomer's welcome and
+    // `/who` already count everyone.
+    let mut waiting = live_servers(cluster, &mut conn)?;
+    cluster.set_link(LinkState::Syncing);
     registry.announce_to_cluster();
-    tracing::info!(server = %cluster.me, "cluster: in sync");
+    let ready_by = Instant::now() + ROSTER_WAIT;
 
     let mut heard: HashMap<String, Instant> = HashMap::new();
     loop {
@@ -111,6 +116,13 @@ fn listen(
                 let payload = message.get_payload_bytes();
                 if let Some((seq, batch)) = decode(payload, since) {
                     seen.last_seq = seq;
+                    if batch
+                        .events
+                        .iter()
+                        .any(|e| matches!(e, Event::Roster { .. }))
+                    {
+                        waiting.remove(&batch.server);
+                    }
                     take_batch(cluster, registry, accounts, batch, &mut heard);
                 }
             }
@@ -121,6 +133,14 @@ fn listen(
             anyhow::bail!("publishing failed");
         }
         let now = Instant::now();
+        if cluster.link.get() == LinkState::Syncing && (waiting.is_empty() || now >= ready_by) {
+            cluster.set_link(LinkState::Ready);
+            if waiting.is_empty() {
+                tracing::info!(server = %cluster.me, "cluster: in sync");
+            } else {
+                tracing::warn!(server = %cluster.me, silent = waiting.len(), "cluster: in sync, though some servers did not send their users");
+            }
+        }
         heard.retain(|server, last| {
             let silent = now.duration_since(*last) > SILENT_FOR;
             if silent {
@@ -133,6 +153,33 @@ fn listen(
             }
             !silent
         });
+    }
+}
+
+/// The other servers whose lease is live, by id.
+fn live_servers(cluster: &Cluster, conn: &mut Connection) -> anyhow::Result<HashSet<String>> {
+    let lease_key = cluster.keys.server("");
+    let mut servers = HashSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{lease_key}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn)
+            .context("scan")?;
+        servers.extend(
+            keys.iter()
+                .filter_map(|key| key.strip_prefix(&lease_key))
+                .filter(|id| **id != *cluster.me)
+                .map(str::to_owned),
+        );
+        if next == 0 {
+            return Ok(servers);
+        }
+        cursor = next;
     }
 }
 

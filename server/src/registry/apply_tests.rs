@@ -4,14 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use socket2::Socket;
 
-use super::bus::{ClusterDown, Event, NameClaims, Outbox, RosterUser};
+use super::bus::{ClusterDown, Event, Link, LinkState, NameClaims, Outbox, RosterUser};
 use super::{Admission, HistorySettings, LoginError, Registry};
 use crate::flusher::Flushers;
 use crate::peer::{Peer, PeerId};
@@ -28,7 +27,7 @@ impl NameClaims for AlwaysFree {
 struct Cluster {
     registry: Registry,
     events: Receiver<Event>,
-    up: Arc<AtomicBool>,
+    link: Arc<Link>,
     flushers: Flushers,
 }
 
@@ -65,17 +64,18 @@ impl Cluster {
                 outlive_rooms: false,
             },
         );
-        let up = Arc::new(AtomicBool::new(true));
+        let link = Arc::new(Link::default());
+        link.set(LinkState::Ready);
         let (queue, events) = crossbeam_channel::unbounded();
         registry.join_cluster(
-            Outbox::new(ME.into(), queue, Arc::clone(&up)),
+            Outbox::new(ME.into(), queue, Arc::clone(&link)),
             Arc::new(AlwaysFree),
         );
         let flushers = Flushers::start(1).unwrap();
         Self {
             registry,
             events,
-            up,
+            link,
             flushers,
         }
     }
@@ -223,7 +223,7 @@ fn a_name_on_another_server_is_taken() {
         cluster.registry.login(&peer, "CAROL"),
         Err(LoginError::Taken("CAROL".into()))
     );
-    cluster.up.store(false, Ordering::Release);
+    cluster.link.set(LinkState::Down);
     assert_eq!(
         cluster.registry.login(&peer, "erin"),
         Err(LoginError::ClusterDown)
@@ -241,7 +241,7 @@ fn while_the_cluster_is_down_this_servers_users_still_talk() {
         .apply_batch(OTHER, vec![other_user("carol")]);
     alice.expect("* carol joined");
     bob.expect("* carol joined");
-    cluster.up.store(false, Ordering::Release);
+    cluster.link.set(LinkState::Down);
     cluster.registry.cluster_lost();
     alice.expect("* carol left (cluster unavailable)");
     cluster.registry.say(bob.peer.id, "still here").unwrap();

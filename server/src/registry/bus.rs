@@ -11,7 +11,7 @@
 //! can still talk to each other.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -149,27 +149,57 @@ pub struct Batch {
     pub events: Vec<Event>,
 }
 
+/// How this server stands with the cluster's Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Unreachable: events apply locally, logins are refused.
+    Down = 0,
+    /// Reachable, events go through Redis, but the other servers' rosters are not all in yet:
+    /// logins still wait, or a newcomer would not see who is there.
+    Syncing = 1,
+    /// In the cluster.
+    Ready = 2,
+}
+
+/// The [`LinkState`], shared by the cluster's threads and the registry.
+#[derive(Debug, Default)]
+pub struct Link(AtomicU8);
+
+impl Link {
+    pub fn get(&self) -> LinkState {
+        match self.0.load(Ordering::Acquire) {
+            0 => LinkState::Down,
+            1 => LinkState::Syncing,
+            _ => LinkState::Ready,
+        }
+    }
+
+    pub fn set(&self, state: LinkState) {
+        self.0.store(state as u8, Ordering::Release);
+    }
+}
+
 /// Where the registry queues events for the cluster.
 #[derive(Clone)]
 pub struct Outbox {
     pub me: ServerId,
     queue: Sender<Event>,
-    up: Arc<AtomicBool>,
+    link: Arc<Link>,
 }
 
 impl Outbox {
-    pub fn new(me: ServerId, queue: Sender<Event>, up: Arc<AtomicBool>) -> Self {
-        Self { me, queue, up }
+    pub fn new(me: ServerId, queue: Sender<Event>, link: Arc<Link>) -> Self {
+        Self { me, queue, link }
     }
 
-    /// Redis is reachable and this server is in sync with the cluster.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+    /// In the cluster: new logins are taken.
+    pub fn is_ready(&self) -> bool {
+        self.link.get() == LinkState::Ready
     }
 
-    /// Queues an event for Redis; `Err` gives it back when the cluster is down.
+    /// Queues an event for Redis; `Err` gives it back while Redis is unreachable.
     pub(super) fn send(&self, event: Event) -> Result<(), Event> {
-        if !self.is_up() {
+        if self.link.get() == LinkState::Down {
             return Err(event);
         }
         self.queue.send(event).map_err(|e| e.into_inner())

@@ -62,7 +62,7 @@ impl Registry {
     fn reserve_and_claim(&self, name_key: &str, name: &str, id: PeerId) -> Result<(), LoginError> {
         {
             let mut state = self.state.lock();
-            if !state.bus.as_ref().is_some_and(|bus| bus.is_up()) {
+            if !state.bus.as_ref().is_some_and(|bus| bus.is_ready()) {
                 return Err(LoginError::ClusterDown);
             }
             if state.name_in_use(name_key) {

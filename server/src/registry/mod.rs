@@ -467,7 +467,7 @@ impl Registry {
             logins_refused: state.stats.logins_refused.get(),
             connections_total: state.stats.connections_total.get(),
             store_dropped: state.store.as_ref().map_or(0, |store| store.dropped()),
-            cluster_up: u64::from(state.bus.as_ref().is_some_and(|bus| bus.is_up())),
+            cluster_up: u64::from(state.bus.as_ref().is_some_and(|bus| bus.is_ready())),
             remote_users: state.remote.len() as u64,
         }
     }
