@@ -143,19 +143,31 @@ fn openssl_s_client_is_a_working_ad_hoc_client() {
     stdin.flush().unwrap();
     watcher.expect_next("* sslguest joined");
     watcher.expect_next("[sslguest] hello from openssl");
+    // openssl's output, line by line, as it comes.
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        for line in std::io::BufRead::split(std::io::BufReader::new(stdout), b'\n') {
+            let line = String::from_utf8_lossy(&line.unwrap()).into_owned() + "\n";
+            out.push_str(&line);
+            let _ = lines_tx.send(line);
+        }
+        out
+    });
     watcher.send_line("hi openssl");
+    // /quit only once the message is in: the two travel on different connections.
+    loop {
+        let line = lines.recv_timeout(T).expect("openssl's output stopped");
+        if line == "[watcher] hi openssl\r\n" {
+            break;
+        }
+    }
     stdin.write_all(b"/quit\n").unwrap();
     drop(stdin);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = reader.join().unwrap();
     let _ = child.wait();
     assert!(out.contains("Username: "), "{out}");
-    assert!(out.contains("[watcher] hi openssl\r\n"), "{out}");
     assert!(out.contains("* bye, sslguest"), "{out}");
 }
 

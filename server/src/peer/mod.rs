@@ -165,8 +165,20 @@ impl Peer {
     /// Queues the framing's close message (a WebSocket close frame); what is queued before it
     /// is still sent, anything queued after it is ignored.
     pub fn send_close(self: &Arc<Self>, reason: CloseReason) {
-        let _ = self.enqueue_framed(|_| 4, |framing, out| framing.push_close(reason, out));
-        self.queue.lock().closing = true;
+        let mut queue = self.queue.lock();
+        if queue.closed || queue.closing {
+            return;
+        }
+        let framing = queue.framing;
+        framing.push_close(reason, &mut queue.bytes);
+        // Under the same lock as the close itself: a flusher that finds the queue empty then
+        // also finds it closing, and sends TLS close_notify instead of going idle.
+        queue.closing = true;
+        if !queue.scheduled {
+            queue.scheduled = true;
+            drop(queue);
+            self.flusher.schedule(Arc::clone(self));
+        }
     }
 
     /// From now on lines are written in `framing` (after a WebSocket upgrade).
