@@ -13,7 +13,9 @@ use anyhow::{bail, Context};
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
 use ipnet::IpNet;
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::registry::Admission;
@@ -25,11 +27,36 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const MAX_TRACKED: usize = 10_000;
 
 pub struct Access {
+    /// Replaced whole by a reload (SIGHUP); connections read the one in force.
+    policy: RwLock<Arc<Policy>>,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+/// A policy read and checked, not yet in force.
+pub struct AccessPolicy(Policy);
+
+/// What the settings say about addresses and operators.
+struct Policy {
     trusted: Vec<IpNet>,
     real_ip_header: Option<String>,
     max_per_ip: u32,
     operator: Option<Secret>,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl Policy {
+    fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let operator = config
+            .oper_password_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?;
+        Ok(Self {
+            trusted: config.trusted_nets(),
+            real_ip_header: config.web_real_ip_header.clone(),
+            max_per_ip: config.max_per_ip,
+            operator,
+        })
+    }
 }
 
 /// How the operator password is kept: an argon2 hash (PHC string), or the password itself.
@@ -50,23 +77,30 @@ pub enum OperCheck {
 
 impl Access {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let operator = config
-            .oper_password_file
-            .as_deref()
-            .map(read_secret)
-            .transpose()?;
         Ok(Self {
-            trusted: config.trusted_nets(),
-            real_ip_header: config.web_real_ip_header.clone(),
-            max_per_ip: config.max_per_ip,
-            operator,
+            policy: RwLock::new(Arc::new(Policy::from_config(config)?)),
             failures: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Reads and checks the settings' policy (the operator password file) without putting it
+    /// in force: a reload (SIGHUP) reads everything before it changes anything. Failed
+    /// passwords stay counted across reloads.
+    pub fn read_policy(config: &Config) -> anyhow::Result<AccessPolicy> {
+        Policy::from_config(config).map(AccessPolicy)
+    }
+
+    pub fn put_in_force(&self, AccessPolicy(policy): AccessPolicy) {
+        *self.policy.write() = Arc::new(policy);
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read())
+    }
+
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.trusted.iter().any(|net| net.contains(&ip))
+        self.policy().trusted.iter().any(|net| net.contains(&ip))
     }
 
     /// How a connection from `ip` counts against the limits.
@@ -75,13 +109,13 @@ impl Access {
         Admission {
             ip,
             exempt: self.is_trusted(ip),
-            max_per_ip: self.max_per_ip,
+            max_per_ip: self.policy().max_per_ip,
         }
     }
 
     /// The header a trusted proxy names the user's address in, if one is configured.
-    pub fn real_ip_header(&self) -> Option<&str> {
-        self.real_ip_header.as_deref()
+    pub fn real_ip_header(&self) -> Option<String> {
+        self.policy().real_ip_header.clone()
     }
 
     /// The user's address behind a proxy at `peer`: the header is believed only from a trusted
@@ -107,7 +141,8 @@ impl Access {
     /// Checks an operator password from `ip`. Verifying a hash is slow on purpose: call it
     /// holding no lock.
     pub fn check_operator(&self, ip: IpAddr, password: &str) -> OperCheck {
-        let Some(secret) = &self.operator else {
+        let policy = self.policy();
+        let Some(secret) = &policy.operator else {
             return OperCheck::Disabled;
         };
         if let Some(wait) = self.must_wait(ip, Instant::now()) {

@@ -280,8 +280,8 @@ impl Connection<'_> {
                 tracing::info!(peer = self.peer.id, %name, addr = ?addr, via, "logged in");
                 self.phase = Phase::Chat {
                     gate: FloodGate::new(
-                        self.shared.config.flood_burst,
-                        self.shared.config.flood_rate,
+                        self.shared.config().flood_burst,
+                        self.shared.config().flood_rate,
                     ),
                     password_for: None,
                 };

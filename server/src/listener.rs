@@ -106,7 +106,7 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
         };
         let id = shared.registry.next_peer_id();
         let socket = Socket::from(stream);
-        if let Err(e) = configure(&socket, shared.config.keepalive_secs) {
+        if let Err(e) = configure(&socket, shared.config().keepalive_secs) {
             tracing::debug!(%addr, error = %e, "cannot configure a new connection");
         }
         let session = match port.tls_session(shared) {
@@ -121,7 +121,7 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             id,
             socket,
             addr,
-            shared.config.outbuf_limit as usize,
+            shared.config().outbuf_limit as usize,
             shared.flushers.for_peer(id),
             session,
         ));
@@ -139,7 +139,7 @@ pub fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, port: Port) {
             continue;
         }
         tracing::info!(peer = id, %addr, via = port.name(), "connected");
-        let login_deadline = Instant::now() + shared.config.login_timeout();
+        let login_deadline = Instant::now() + shared.config().login_timeout();
         let spawned = spawn_reader(Arc::clone(shared), Arc::clone(&peer), port, login_deadline);
         if let Err(e) = spawned {
             tracing::error!(%addr, error = %e, "cannot start a connection thread");

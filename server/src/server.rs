@@ -6,6 +6,7 @@
 //! `* server shutting down` (and, over WebSocket, close 1001), is given a moment to receive it,
 //! and the process exits 0.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::thread;
@@ -36,7 +37,7 @@ const CLUSTER_START_WAIT: Duration = Duration::from_secs(3);
 /// Time given to the cluster's last batch (this server's users leave everywhere).
 const CLUSTER_GOODBYE: Duration = Duration::from_millis(400);
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, args: Vec<OsString>) -> anyhow::Result<()> {
     let wanted = limits::files_needed(config.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS));
     let open_files = limits::raise_open_files(wanted).context("cannot read the open-file limit")?;
     let max_clients = limits::fit_max_clients(config.max_clients, DEFAULT_MAX_CLIENTS, open_files)?;
@@ -104,15 +105,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             tracing::warn!("cluster: Redis not reachable yet; new logins are refused until it is");
         }
     }
-    let shared = Arc::new(Shared {
-        accounts,
-        registry,
-        cluster: cluster.map(|(cluster, _)| cluster),
-        access,
-        flushers: Flushers::start(config.writer_threads())?,
-        tls,
-        config,
-    });
+    let flushers = Flushers::start(config.writer_threads())?;
+    let cluster = cluster.map(|(cluster, _)| cluster);
+    let shared = Arc::new(Shared::new(
+        config, args, access, accounts, registry, cluster, flushers, tls,
+    ));
     housekeeping::start().context("cannot start the housekeeping thread")?;
     // Signals are caught before the server says it is listening, so a signal right after
     // that line still gets an orderly shutdown.
@@ -171,7 +168,7 @@ fn wait_for_signal(mut signals: Signals, shared: &Shared) {
             signal = caught;
             break;
         }
-        reload(shared);
+        crate::reload::reload(shared);
     }
     tracing::info!(signal, "shutting down");
     let peers = shared
@@ -190,16 +187,4 @@ fn wait_for_signal(mut signals: Signals, shared: &Shared) {
     shared.registry.flush_store();
     tracing::info!(connections = peers.len(), "closed every connection; bye");
     std::process::exit(0);
-}
-
-/// SIGHUP: the TLS certificate and key are read again; a reload that fails keeps the old pair.
-fn reload(shared: &Shared) {
-    let Some(tls) = &shared.tls else {
-        tracing::info!("SIGHUP: nothing to reload");
-        return;
-    };
-    match tls.reload() {
-        Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
-        Err(e) => tracing::error!("SIGHUP: kept the old TLS certificate and key: {e:#}"),
-    }
 }

@@ -1,6 +1,9 @@
 //! What every connection thread shares: the settings, the registry, and the output threads.
 
+use std::ffi::OsString;
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::access::Access;
 use crate::accounts::Accounts;
@@ -11,7 +14,10 @@ use crate::registry::Registry;
 use crate::transport::tls::TlsSettings;
 
 pub struct Shared {
-    pub config: Config,
+    /// The settings in force: a reload (SIGHUP) replaces them for what comes after.
+    config: RwLock<Arc<Config>>,
+    /// The command line the server started with, read again with the file on a reload.
+    pub args: Vec<OsString>,
     pub access: Access,
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
@@ -20,4 +26,39 @@ pub struct Shared {
     pub flushers: Flushers,
     /// The certificate and key, when TLS is on.
     pub tls: Option<TlsSettings>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        args: Vec<OsString>,
+        access: Access,
+        accounts: Arc<Accounts>,
+        registry: Arc<Registry>,
+        cluster: Option<Arc<Cluster>>,
+        flushers: Flushers,
+        tls: Option<TlsSettings>,
+    ) -> Self {
+        Self {
+            config: RwLock::new(Arc::new(config)),
+            args,
+            access,
+            accounts,
+            registry,
+            cluster,
+            flushers,
+            tls,
+        }
+    }
+
+    /// The settings in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read())
+    }
+
+    /// Puts new settings in force.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write() = Arc::new(config);
+    }
 }

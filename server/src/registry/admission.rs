@@ -2,6 +2,7 @@
 //! has not logged in, the per-address limit, and banned addresses (PROTOCOL.md section 14).
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +59,7 @@ impl Registry {
             if over_address_limit(state.per_ip.get(&admission.ip).copied(), admission) {
                 return Err(AdmitError::TooManyFromAddress);
             }
-            let displaced = if state.connections.len() >= self.max_clients {
+            let displaced = if state.connections.len() >= self.max_clients.load(Ordering::Relaxed) {
                 let Some(oldest) = state.pre_login.pop_first() else {
                     return Err(AdmitError::Full);
                 };

@@ -8,7 +8,7 @@
 //! its room with `* NAME left (too slow)` (which may evict others in turn), and its socket is shut
 //! down after the lock is released.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,7 +70,8 @@ impl std::fmt::Display for LoginError {
 }
 
 pub struct Registry {
-    max_clients: usize,
+    /// `--max-clients`; a reload may change it.
+    max_clients: AtomicUsize,
     next_id: AtomicU64,
     state: Mutex<State>,
     /// In a cluster: the name space in Redis (see [`bus`]).
@@ -88,7 +89,7 @@ impl Registry {
         };
         state.rooms.insert(LOBBY.to_owned(), Room::new(LOBBY));
         Self {
-            max_clients,
+            max_clients: AtomicUsize::new(max_clients),
             next_id: AtomicU64::new(1),
             state: Mutex::new(state),
             claims: None,
@@ -122,6 +123,11 @@ impl Registry {
             peer.close_after_output(CloseReason::Policy);
         }
         result
+    }
+
+    /// A new `--max-clients` (SIGHUP): connections held beyond it stay, new ones wait.
+    pub fn set_max_clients(&self, max_clients: usize) {
+        self.max_clients.store(max_clients, Ordering::Relaxed);
     }
 
     /// A new connection's id: unique across every port, never reused.

@@ -24,8 +24,8 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     };
     let mut source = TcpLines {
         peer: Arc::clone(&peer),
-        framer: LineFramer::new(shared.config.max_line as usize),
-        partial_flush: shared.config.partial_flush(),
+        framer: LineFramer::new(shared.config().max_line as usize),
+        partial_flush: shared.config().partial_flush(),
         partial_since: None,
     };
     connection::serve(&shared, &peer, &mut source, login_deadline);

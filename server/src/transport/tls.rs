@@ -4,7 +4,7 @@
 //! out plaintext ([`super::input`]); the flusher encrypts the output queue through it. rustls'
 //! own buffers are unbounded here because `--outbuf-limit` already bounds what is queued.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -13,13 +13,14 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection};
 
-/// The certificate and key in force, and where they came from.
+/// The certificate and key in force.
 pub struct TlsSettings {
-    cert_path: PathBuf,
-    key_path: PathBuf,
     line: Mutex<Arc<ServerConfig>>,
     web: Mutex<Arc<ServerConfig>>,
 }
+
+/// A certificate and key read and checked, not yet in force.
+pub struct TlsPair((Arc<ServerConfig>, Arc<ServerConfig>));
 
 /// Which listener a session is for: the web port also offers `http/1.1` by ALPN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +34,21 @@ impl TlsSettings {
     pub fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<Self> {
         let (line, web) = configs(cert_path, key_path)?;
         Ok(Self {
-            cert_path: cert_path.to_owned(),
-            key_path: key_path.to_owned(),
             line: Mutex::new(line),
             web: Mutex::new(web),
         })
     }
 
-    /// Reads the files again (SIGHUP). New connections get the new pair; open ones keep theirs.
-    /// On failure the old pair stays.
-    pub fn reload(&self) -> anyhow::Result<()> {
-        let (line, web) = configs(&self.cert_path, &self.key_path)?;
+    /// Reads and checks a pair without putting it in force (SIGHUP reads the files the
+    /// settings now name). New connections get the new pair; open ones keep theirs.
+    pub fn read_pair(cert_path: &Path, key_path: &Path) -> anyhow::Result<TlsPair> {
+        configs(cert_path, key_path).map(TlsPair)
+    }
+
+    /// New connections from now on use `pair`.
+    pub fn put_in_force(&self, TlsPair((line, web)): TlsPair) {
         *self.line.lock() = line;
         *self.web.lock() = web;
-        Ok(())
     }
 
     /// A server session for a new connection.

@@ -38,8 +38,8 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     // under the stack an idle WebSocket user keeps resident.
     let mut source = Box::new(WsLines::new(
         Arc::clone(&peer),
-        shared.config.max_line as usize,
-        shared.config.keepalive(),
+        shared.config().max_line as usize,
+        shared.config().keepalive(),
         early,
     ));
     connection::serve(&shared, &peer, source.as_mut(), login_deadline);
@@ -64,7 +64,7 @@ fn answer_http(shared: &Shared, peer: &Arc<Peer>, login_deadline: Instant) -> Op
     if let Some(header) = shared.access.real_ip_header() {
         let real = shared
             .access
-            .real_ip(peer.addr.ip(), request.header(header));
+            .real_ip(peer.addr.ip(), request.header(&header));
         if real != peer.addr.ip() {
             if let Err(refusal) = shared
                 .registry
@@ -130,7 +130,7 @@ fn route(shared: &Shared, request: &Request, scheme: &str) -> Route {
             Response::text(426, "this address takes WebSocket connections")
                 .header("Upgrade", "websocket"),
         ),
-        "/metrics" if !shared.config.no_metrics => {
+        "/metrics" if !shared.config().no_metrics => {
             let body = metrics::render(&shared.registry.snapshot());
             Route::Respond(Response::new(200, metrics::CONTENT_TYPE, body).head_only(head))
         }
@@ -143,7 +143,7 @@ fn upgrade(shared: &Shared, request: &Request, scheme: &str) -> Route {
         let own = request
             .header("host")
             .map(|host| format!("{scheme}://{host}"));
-        if !origin_allowed(origin, own.as_deref(), &shared.config.web_origin) {
+        if !origin_allowed(origin, own.as_deref(), &shared.config().web_origin) {
             return Route::Respond(Response::text(403, "origin not allowed"));
         }
     }

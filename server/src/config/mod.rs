@@ -1,4 +1,14 @@
-//! Command-line options (PROTOCOL.md section 8).
+//! The settings (PROTOCOL.md section 8): the command line, a TOML file (`--config`), and
+//! `CHAT_*` environment variables, in that order of precedence, over the defaults.
+//!
+//! Every option is defined once, below, for clap; the file and the environment reuse those
+//! definitions (see [`file`]), so a key, a variable and an option cannot drift apart.
+
+mod check;
+mod file;
+
+pub use check::check;
+pub use file::{load, reload, LoadError, Settings};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,9 +18,24 @@ use clap::Parser;
 use ipnet::IpNet;
 
 /// A multi-threaded line-chat server for nc, telnet and chat-client.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, PartialEq, Parser)]
 #[command(name = "chat-server", version, about)]
 pub struct Config {
+    /// TOML file of settings: each key is an option's long name (`max-clients = 20000`); the
+    /// command line wins over it, it wins over CHAT_* environment variables.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Checks the settings (files, certificate and key, ports, data dir, Redis), prints them
+    /// with secrets masked, and exits 0 if all is well, 1 if not.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// How log lines on standard error look: `text` for people, `json` (one object a line) for
+    /// log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub host: String,
@@ -138,6 +163,12 @@ pub struct Config {
 }
 
 pub const DEFAULT_MAX_CLIENTS: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// A CIDR block, or a single address (taken as /32 or /128); empty for none.
 fn parse_net(text: &str) -> Result<Option<IpNet>, String> {
