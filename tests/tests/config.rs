@@ -1,0 +1,357 @@
+//! Settings from a `--config` TOML file and `CHAT_*` variables, under the command line;
+//! `--check-config`; SIGHUP reloading the file; JSON logs. All against the real binary.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_tests::{server_binary, RedisServer, Server, T};
+
+/// A config file of its own for one test, removed on drop.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(text: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("chat-config-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(&self.0, text).unwrap();
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `chat-server ARGS` run to its end, with `env` set and no CHAT_* from the test's own.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(server_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CHAT_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `! line too long (max N bytes)` a server says to an overlong line: its --max-line.
+fn max_line_of(s: &Server) -> String {
+    let mut c = s.login("probe");
+    c.send_line(&"x".repeat(200));
+    c.expect_line("line too long", |l| l.starts_with("! line too long"))
+}
+
+#[test]
+fn the_command_line_beats_the_file_which_beats_the_environment() {
+    let file = ConfigFile::new("max-line = 100\n");
+    let env = |cmd: &mut Command| {
+        cmd.env("CHAT_MAX_LINE", "50");
+    };
+    let from_file = Server::start_with(&["--config", file.path()], env);
+    assert_eq!(max_line_of(&from_file), "! line too long (max 100 bytes)");
+    let from_cli = Server::start_with(&["--config", file.path(), "--max-line", "70"], env);
+    assert_eq!(max_line_of(&from_cli), "! line too long (max 70 bytes)");
+    let from_env = Server::start_with(&[], env);
+    assert_eq!(max_line_of(&from_env), "! line too long (max 50 bytes)");
+
+    // --check-config says where each came from.
+    let file =
+        ConfigFile::new("flood-rate = 3\nno-web = true\ntrusted = [\"10.0.0.0/8\", \"::1\"]\n");
+    let out = run(
+        &[
+            "--check-config",
+            "--config",
+            file.path(),
+            "--port",
+            "0",
+            "--flood-burst",
+            "4",
+        ],
+        &[("CHAT_FLOOD_RATE", "7"), ("CHAT_MAX_LINE", "60")],
+    );
+    let settings = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{settings}{}",
+        text(&out.stderr)
+    );
+    for line in [
+        "flood-rate = 3  # file",
+        "flood-burst = 4  # command line",
+        "max-line = 60  # environment",
+        "login-timeout = 60  # default",
+        "no-web = true  # file",
+        "trusted = [\"10.0.0.0/8\", \"::1\"]  # file",
+    ] {
+        assert!(
+            settings.lines().any(|l| l == line),
+            "no {line:?} in:\n{settings}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key_and_the_line() {
+    let cases = [
+        (
+            "port = 0\n\nmax_clients = 5\n",
+            "line 3: unknown key `max_clients` (did you mean max-clients?)",
+        ),
+        (
+            "port = 0\nflood-rate = \"fast\"\n",
+            "line 2: flood-rate: invalid value 'fast'",
+        ),
+        (
+            "port = 0\nno-web = \"yes\"\n",
+            "line 2: no-web = \"yes\": expected true or false",
+        ),
+        (
+            "port = 0\nhost = [\"a\", \"b\"]\n",
+            "line 2: host = [\"a\", \"b\"]: expected one value",
+        ),
+        ("port =\n", "line 1: not TOML"),
+    ];
+    for (contents, expected) in cases {
+        let file = ConfigFile::new(contents);
+        for extra in [&[][..], &["--check-config"][..]] {
+            let mut args = vec!["--config", file.path()];
+            args.extend_from_slice(extra);
+            let out = run(&args, &[]);
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{contents:?} {extra:?}: {stderr}"
+            );
+            let want = format!("chat-server: {}: {expected}", file.path());
+            assert!(
+                stderr.starts_with(&want),
+                "{contents:?}:\nwant {want}\ngot  {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{contents:?}");
+        }
+    }
+    let out = run(&["--config", "/nonexistent/chat.toml"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/chat.toml"));
+}
+
+#[test]
+fn check_config_passes_a_good_config_and_fails_a_broken_one() {
+    let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("chat-config-data-{}", std::process::id()));
+    let good = ConfigFile::new(&format!(
+        "port = 0\nno-web = true\ncluster = \"{}\"\n",
+        redis.url()
+    ));
+    let out = run(&["--check-config", "--config", good.path()], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ok     Redis at {}: PONG", redis.url())),
+        "{stderr}"
+    );
+
+    // A password is never shown: this Redis has none, so the check fails, masked.
+    let secret = ConfigFile::new(&format!(
+        "port = 0\nno-web = true\ncluster = \"redis://:hunter2@127.0.0.1:{}\"\n",
+        redis.port()
+    ));
+    let out = run(&["--check-config", "--config", secret.path()], &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("cluster = \"redis://:****@127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("error  Redis at redis://:****@127.0.0.1:"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let data = ConfigFile::new(&format!(
+        "port = 0\nno-web = true\ndata-dir = \"{}\"\n",
+        dir.display()
+    ));
+    let out = run(&["--check-config", "--config", data.path()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("ok     data dir {} writable", dir.display())));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A port in use, a missing certificate, an unreachable Redis: each named, exit 1.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let broken = ConfigFile::new(&format!(
+        "host = \"127.0.0.1\"\nport = {port}\nno-web = true\ntls-cert = \"/nonexistent/cert.pem\"\n\
+         tls-key = \"/nonexistent/key.pem\"\ncluster = \"redis://127.0.0.1:1\"\n"
+    ));
+    let out = run(
+        &[
+            "--check-config",
+            "--config",
+            broken.path(),
+            "--tls-port",
+            "0",
+        ],
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for what in [
+        format!("error  line port 127.0.0.1:{port} free"),
+        "error  TLS certificate and key".to_owned(),
+        "error  Redis at redis://127.0.0.1:1".to_owned(),
+    ] {
+        assert!(stderr.contains(&what), "no {what:?} in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains("ok     TLS port 127.0.0.1:0 free"),
+        "{stderr}"
+    );
+}
+
+/// Waits until the server's log has `what`.
+fn wait_for_log(s: &Server, what: &str) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let log = s.stderr();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {what:?} in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_changes_the_flood_rate_for_new_connections() {
+    let file = ConfigFile::new("flood-rate = 0\n");
+    let mut s = Server::start(&["--config", file.path(), "--no-web"]);
+    let mut before = s.login("before");
+    // The flood limit applies live; history (how much each room keeps) takes a restart.
+    file.write("flood-rate = 1\nflood-burst = 2\nhistory = 50\n");
+    s.send_signal(libc::SIGHUP);
+    let log = wait_for_log(&s, "new settings in force");
+    assert!(
+        log.contains("flood-rate") && log.contains("flood-burst"),
+        "{log}"
+    );
+    let restart = log
+        .lines()
+        .find(|l| l.contains("take a restart"))
+        .unwrap_or_else(|| panic!("no restart warning:\n{log}"));
+    assert!(restart.contains("history"), "{restart}");
+
+    // A connection from after the reload gets the new limit...
+    let mut after = s.login("after");
+    for i in 0..4 {
+        after.send_line(&format!("burst {i}"));
+    }
+    after.expect_line("the flood limit", |l| l == "! slow down");
+    // ...one from before keeps the limit it started with (none).
+    for i in 0..4 {
+        before.send_line(&format!("burst {i}"));
+    }
+    let seen = before.sync();
+    assert!(!seen.iter().any(|l| l == "! slow down"), "{seen:?}");
+
+    // A file that does not parse keeps the running settings and says why.
+    file.write("flood-rate = [\n");
+    s.send_signal(libc::SIGHUP);
+    let log = wait_for_log(&s, "kept the running settings");
+    assert!(log.contains("not TOML"), "{log}");
+}
+
+#[test]
+fn sighup_reports_a_port_change_as_needing_a_restart() {
+    // Started from the file alone (the harness always gives --port on the command line).
+    let file = ConfigFile::new("host = \"127.0.0.1\"\nport = 0\nno-web = true\n");
+    let log_path =
+        std::env::temp_dir().join(format!("chat-config-port-{}.log", std::process::id()));
+    let mut child = Command::new(server_binary())
+        .args(["--config", file.path()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    let addr = first.trim().trim_start_matches("listening on ").to_owned();
+    file.write("host = \"127.0.0.1\"\nport = 1\nno-web = true\nmax-line = 100\n");
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let deadline = Instant::now() + T;
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("new settings in force") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Still listening where it was.
+    let still_there = std::net::TcpStream::connect(&addr).is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&log_path);
+    let restart = log.lines().find(|l| l.contains("take a restart"));
+    assert!(restart.is_some_and(|l| l.contains("port")), "{log}");
+    assert!(log.contains("max-line"), "{log}");
+    assert!(still_there, "nothing listens on {addr} after the reload");
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let mut s = Server::start(&["--log-format", "json", "--no-web"]);
+    let mut alice = s.login("alice");
+    alice.send_line("/quit");
+    alice.expect_line("goodbye", |l| l.starts_with("* bye"));
+    s.send_signal(libc::SIGTERM);
+    s.wait_exit(T).expect("exits on SIGTERM");
+    let log = s.stderr();
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        messages.push((v["message"].as_str().unwrap_or("").to_owned(), v));
+    }
+    let (_, login) = messages
+        .iter()
+        .find(|(m, _)| m == "logged in")
+        .unwrap_or_else(|| panic!("no login in:\n{log}"));
+    assert_eq!(login["name"], "alice", "{login}");
+    assert!(messages.iter().any(|(m, _)| m == "shutting down"), "{log}");
+}
