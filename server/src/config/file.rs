@@ -36,7 +36,8 @@ pub(super) fn command() -> Command {
     Config::command().mut_args(|arg| match arg.get_long() {
         Some(long) if !NOT_IN_FILE.contains(&long) || long == "config" => {
             let var = format!("CHAT_{}", long.to_uppercase().replace('-', "_"));
-            arg.env(var)
+            // `--help` names the variable but never shows its value (a Redis password).
+            arg.env(var).hide_env_values(true)
         }
         _ => arg,
     })
