@@ -35,6 +35,9 @@ pub fn reload(shared: &Shared) {
     }
     let changed = live_changes(&old, &new);
     shared.set_config(keep_restart_only(&old, new));
+    if shared.tls.is_some() {
+        tracing::info!("SIGHUP: reloaded the TLS certificate and key");
+    }
     if changed.is_empty() {
         tracing::info!("SIGHUP: settings read again; nothing that applies live changed");
     } else {
