@@ -270,14 +270,18 @@ impl Connection<'_> {
     fn enter(&mut self, name: &str) {
         match self.shared.registry.login(self.peer, name) {
             Ok(name) => {
-                let addr = self.shared.registry.address_of(self.peer.id);
+                let addr = self
+                    .shared
+                    .registry
+                    .address_of(self.peer.id)
+                    .unwrap_or(self.peer.addr.ip());
                 let via = match (self.peer.framing(), self.peer.tls().is_some()) {
                     (Framing::Lines, false) => "tcp",
                     (Framing::Lines, true) => "tls",
                     (Framing::WebSocket, false) => "ws",
                     (Framing::WebSocket, true) => "wss",
                 };
-                tracing::info!(peer = self.peer.id, %name, addr = ?addr, via, "logged in");
+                tracing::info!(peer = self.peer.id, %name, %addr, via, "logged in");
                 self.phase = Phase::Chat {
                     gate: FloodGate::new(
                         self.shared.config().flood_burst,

@@ -439,3 +439,27 @@ fn a_ban_by_name_holds_a_registered_account_from_any_address() {
     back.send_line("mallorys-pass");
     back.expect_line("the welcome", |l| l.starts_with("* welcome, mallory!"));
 }
+
+#[test]
+fn a_ban_on_a_trusted_address_is_refused() {
+    // Behind a proxy everyone comes from its address: banning it would shut out everyone.
+    let (s, _file) = oper_server(&["--trusted", "127.0.0.9/32"]);
+    let mut op = Client::connect_from(s.addr(), "127.0.0.8".parse().unwrap());
+    op.login("op");
+    op.send_line("/oper open sesame");
+    op.expect_next("* you are now an operator");
+    let mut proxied = Client::connect_from(s.addr(), "127.0.0.9".parse().unwrap());
+    proxied.login("proxied");
+    op.expect_joined("proxied");
+    op.send_line("/ban proxied");
+    op.expect_next(
+        "! proxied comes through 127.0.0.9, a trusted address (a proxy?): banning it would shut \
+         out everyone behind it; use /kick, or ban the user's own address",
+    );
+    op.send_line("/ban 127.0.0.9");
+    op.expect_line("the refusal", |l| {
+        l.starts_with("! 127.0.0.9, a trusted address")
+    });
+    proxied.send_line("still here");
+    op.expect_next("[proxied] still here");
+}

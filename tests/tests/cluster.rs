@@ -410,3 +410,61 @@ fn accounts_and_operators_span_servers() {
     friend.login("friend");
     op.expect_joined("friend");
 }
+
+#[test]
+fn lines_sent_with_the_name_are_answered_after_the_welcome() {
+    // A login, /join or /nick goes through Redis; what the user sends right behind it is
+    // answered after it, as on a single server (a script writes it all at once).
+    let redis = RedisServer::start();
+    let a = member(&redis, &["--history-on-join", "0"]);
+    let b = member(&redis, &["--history-on-join", "0"]);
+    let mut bob = b.login("bob");
+    let mut quick = a.connect();
+    quick.expect_prompt();
+    quick.send_line("quick\n/who\n/join dev\n/who\n/nick quicker\n/who");
+    quick.expect_next("* welcome, quick! you are in lobby with 2 users; /help lists the commands");
+    quick.expect_next("* 2 users in lobby: bob, quick");
+    quick.expect_next("* you are now in dev; 1 user here: quick");
+    quick.expect_next("* 1 user in dev: quick");
+    quick.expect_next("* quick is now known as quicker");
+    quick.expect_next("* 1 user in dev: quicker");
+    bob.expect_joined("quick");
+    bob.expect_next("* quick left (moved to dev)");
+}
+
+#[test]
+fn an_operator_banning_a_user_of_its_own_address_stays() {
+    let oper = TempFile::new("oper-same", "open sesame\n");
+    let redis = RedisServer::start();
+    let extra = ["--oper-password-file", oper.as_str(), "--trusted", ""];
+    let extra = [&extra[..], &["--history-on-join", "0"]].concat();
+    let a = member(&redis, &extra);
+    let b = member(&redis, &extra);
+    let mut op = Client::connect_from(a.addr(), host(6));
+    op.login("op");
+    op.send_line("/oper open sesame");
+    op.expect_next("* you are now an operator");
+    let mut same = Client::connect_from(a.addr(), host(6));
+    same.login("same");
+    op.expect_joined("same");
+    let mut other = Client::connect_from(b.addr(), host(6));
+    other.login("other");
+    op.expect_joined("other");
+    same.expect_joined("other");
+    op.send_line("/ban same 0.5");
+    same.expect_next("! you were banned by op for 0.5 minutes");
+    other.expect_next("! you were banned by op for 0.5 minutes");
+    // Each user's own server throws it out: the two lines come in either order.
+    let mut announced = [op.next_line(), op.next_line()];
+    announced.sort();
+    assert_eq!(
+        announced,
+        [
+            "* other was banned by op for 0.5 minutes",
+            "* same was banned by op for 0.5 minutes"
+        ]
+    );
+    // The operator is still here.
+    op.send_line("/who");
+    op.expect_next("* 1 user in lobby: op");
+}

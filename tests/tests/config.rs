@@ -76,6 +76,21 @@ fn the_command_line_beats_the_file_which_beats_the_environment() {
     let from_env = Server::start_with(&[], env);
     assert_eq!(max_line_of(&from_env), "! line too long (max 50 bytes)");
 
+    // Variables take what a shell or a unit would write: 1/yes for a flag, a comma list.
+    let out = run(
+        &["--check-config", "--port", "0"],
+        &[("CHAT_NO_WEB", "1"), ("CHAT_TRUSTED", "10.0.0.0/8,::1")],
+    );
+    let settings = text(&out.stdout);
+    assert!(
+        settings.contains("no-web = true  # environment"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("trusted = [\"10.0.0.0/8\", \"::1\"]  # environment"),
+        "{settings}"
+    );
+
     // --check-config says where each came from.
     let file =
         ConfigFile::new("flood-rate = 3\nno-web = true\ntrusted = [\"10.0.0.0/8\", \"::1\"]\n");

@@ -153,14 +153,24 @@ impl Cluster {
         Ok(conn)
     }
 
-    /// Runs `f` on a pooled connection; a connection that failed is not put back.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
+    /// Runs `f` on a pooled connection; a connection that failed is not put back. A pooled
+    /// connection can be left over from before a Redis restart: if it fails on the way, `f`
+    /// gets one more try on a fresh connection.
+    fn with_conn<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
         let pooled = self.pool.lock().pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => self.connect()?,
+        let (mut conn, fresh) = match pooled {
+            Some(conn) => (conn, false),
+            None => (self.connect()?, true),
         };
-        let result = f(&mut conn);
+        let mut result = f(&mut conn);
+        if !fresh
+            && result
+                .as_ref()
+                .is_err_and(|e| e.is_io_error() || e.is_connection_dropped())
+        {
+            conn = self.connect()?;
+            result = f(&mut conn);
+        }
         if result.is_ok() {
             let mut pool = self.pool.lock();
             if pool.len() < POOL_SIZE {
@@ -168,6 +178,11 @@ impl Cluster {
             }
         }
         result
+    }
+
+    /// Drops the pooled connections (after Redis came back: they are dead).
+    fn empty_pool(&self) {
+        self.pool.lock().clear();
     }
 
     fn holder(&self, peer: PeerId) -> String {

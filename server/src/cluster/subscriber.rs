@@ -73,6 +73,7 @@ fn listen(
     pubsub.subscribe(cluster.keys.bus()).context("subscribe")?;
     pubsub.set_read_timeout(Some(TICK))?;
     let mut conn = cluster.connect().context("connect")?;
+    cluster.empty_pool();
     let (since, loaded) = snapshot::take(&mut conn, &cluster.keys).context("snapshot")?;
     if since < seen.last_seq {
         // Redis restarted without its data: give it back what this server knows.

@@ -21,7 +21,10 @@ pub fn execute(shared: &Shared, peer: &Arc<Peer>, command: Command) {
             let reason = reason.map(|r| sanitize(r).trim().to_owned());
             registry.kick(peer, name, reason.as_deref().filter(|r| !r.is_empty()))
         }
-        Command::Ban { target, minutes } => registry.ban(peer, Target::parse(target), minutes),
+        Command::Ban { target, minutes } => match behind_trusted(shared, Target::parse(target)) {
+            Some(refusal) => Err(refusal),
+            None => registry.ban(peer, Target::parse(target), minutes),
+        },
         Command::Unban(target) => registry.unban(peer, Target::parse(target)),
         Command::Bans => registry.list_bans(peer),
         Command::Mute { name, minutes } => registry.mute(peer, name, minutes),
@@ -58,4 +61,22 @@ fn oper(shared: &Shared, peer: &Arc<Peer>, password: &str) {
         OperCheck::Disabled => wire::error("this server has no operators"),
     };
     registry.reply(peer, &line);
+}
+
+/// A ban on a trusted address (a proxy, a load balancer) would shut out everyone who comes
+/// through it: refused, with what to do instead.
+fn behind_trusted(shared: &Shared, target: Target) -> Option<String> {
+    let (ip, whose) = match target {
+        Target::Addr(ip) => (ip, String::new()),
+        Target::Name(name) => {
+            let ip = shared.registry.address_of_user(name)?;
+            (ip, format!("{} comes through ", sanitize(name)))
+        }
+    };
+    shared.access.is_trusted(ip).then(|| {
+        format!(
+            "{whose}{ip}, a trusted address (a proxy?): banning it would shut out everyone \
+             behind it; use /kick, or ban the user's own address"
+        )
+    })
 }

@@ -52,15 +52,22 @@ pub fn render(settings: &Settings) -> String {
             .map(|values| values.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         let value = match (arg.get_action(), raw.as_slice()) {
-            (clap::ArgAction::SetTrue, [v]) => v.clone(),
-            (clap::ArgAction::SetTrue, _) => "false".to_owned(),
+            (clap::ArgAction::SetTrue, _) => matches.get_flag(id).to_string(),
             (clap::ArgAction::Append, values) if !values.is_empty() => {
                 let items: Vec<String> = values.iter().map(|v| toml_value(long, v)).collect();
                 format!("[{}]", items.join(", "))
             }
             (_, [v]) => toml_value(long, v),
             _ => {
-                out.push_str(&format!("# {long} (not set)\n"));
+                // Defaults worked out at start are in the help: `[default: 127.0.0.0/8 and ::1]`.
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                let default = help
+                    .split_once("[default: ")
+                    .and_then(|(_, rest)| rest.split_once(']'))
+                    .map_or("not set".to_owned(), |(default, _)| {
+                        format!("not set: {default}")
+                    });
+                out.push_str(&format!("# {long} ({default})\n"));
                 continue;
             }
         };
@@ -115,11 +122,17 @@ fn checks(config: &Config) -> Vec<Check> {
     if let Err(e) = config.web_port() {
         checks.push(("web port".into(), Err(e)));
     }
+    // A chat-server already running with these ports (the config is being checked before a
+    // reload) holds them: that is no error, a reload keeps them.
+    let running = config.port != 0 && chat_server_at(&config.host, config.port);
     for (what, port) in ports {
-        if let Some(port) = port {
-            let bound = crate::listener::bind(&config.host, port).map(|_| String::new());
-            checks.push((format!("{what} {}:{port} free", config.host), bound));
-        }
+        let Some(port) = port else { continue };
+        let result = match crate::listener::bind(&config.host, port) {
+            Ok(_) => Ok(String::new()),
+            Err(_) if running => Ok(" (held by the chat-server running there)".to_owned()),
+            Err(e) => Err(e),
+        };
+        checks.push((format!("{what} {}:{port} free", config.host), result));
     }
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         let tls = TlsSettings::load(cert, key).map(|_| String::new());
@@ -141,8 +154,42 @@ fn checks(config: &Config) -> Vec<Check> {
     checks
 }
 
+/// Whether a chat-server answers on the line port: its banner comes first.
+fn chat_server_at(host: &str, port: u16) -> bool {
+    let host = match host {
+        "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        host => host,
+    };
+    let Some(addr) = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+    else {
+        return false;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut banner = [0u8; 64];
+    let n = std::io::Read::read(&mut stream, &mut banner).unwrap_or(0);
+    banner[..n].starts_with(chat_common::wire::notice("welcome to chat-server").as_bytes())
+}
+
+/// The data dir can be written, or (not there yet) made: nothing is created.
 fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        let parent = dir
+            .ancestors()
+            .skip(1)
+            .find(|p| p.exists())
+            .ok_or_else(|| anyhow::anyhow!("no existing parent"))?;
+        let probe = parent.join(format!(".chat-server-check-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .map_err(|e| anyhow::anyhow!("cannot be made in {}: {e}", parent.display()))?;
+        std::fs::remove_file(&probe)?;
+        return Ok(" (not there yet: it will be made)".to_owned());
+    }
     let probe = dir.join(format!(".chat-server-check-{}", std::process::id()));
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)?;

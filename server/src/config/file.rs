@@ -37,7 +37,14 @@ pub(super) fn command() -> Command {
         Some(long) if !NOT_IN_FILE.contains(&long) || long == "config" => {
             let var = format!("CHAT_{}", long.to_uppercase().replace('-', "_"));
             // `--help` names the variable but never shows its value (a Redis password).
-            arg.env(var).hide_env_values(true)
+            let arg = arg.env(var).hide_env_values(true);
+            match arg.get_action() {
+                // CHAT_NO_WEB=1, yes, on, true (or 0, no, off, false).
+                ArgAction::SetTrue => arg.value_parser(clap::builder::BoolishValueParser::new()),
+                // CHAT_TRUSTED=10.0.0.0/8,::1
+                ArgAction::Append => arg.value_delimiter(','),
+                _ => arg,
+            }
         }
         _ => arg,
     })

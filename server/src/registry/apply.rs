@@ -26,8 +26,26 @@ impl Registry {
                 state.apply(&origin, event, evicted);
             }
         });
+        self.settled.notify_all();
+    }
+
+    /// Waits (a moment at most) until the event `id`'s connection just sent (a login, `/join`
+    /// or `/nick`) has come back and been applied, so that what the user sends next is
+    /// answered after it: the welcome before the reply to a `/who` sent with the name.
+    pub(super) fn settle(&self, id: PeerId) {
+        let deadline = Instant::now() + SETTLE_WAIT;
+        let mut state = self.state.lock();
+        while state.awaiting.contains(&id) {
+            if self.settled.wait_until(&mut state, deadline).timed_out() {
+                state.awaiting.remove(&id);
+                return;
+            }
+        }
     }
 }
+
+/// How long a connection waits for its own event to come back from Redis.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
 /// The instant of a wall-clock time in Unix ms.
 fn instant_at(ms: i64) -> Instant {
@@ -45,6 +63,7 @@ impl State {
         match event {
             Event::Joined { name, peer, ip } => {
                 if mine {
+                    self.awaiting.remove(&peer);
                     self.joined_here(&name, peer, evicted);
                 } else {
                     let joined = wire::notice(&format!("{name} joined"));
@@ -81,10 +100,22 @@ impl State {
                 to,
                 display,
                 peer,
-            } => self.moved(mine, &name, &from, &to, &display, peer, evicted),
-            Event::Renamed { old, new, room, .. } => {
+            } => {
+                if mine {
+                    self.awaiting.remove(&peer);
+                }
+                self.moved(mine, &name, &from, &to, &display, peer, evicted)
+            }
+            Event::Renamed {
+                old,
+                new,
+                room,
+                peer,
+            } => {
                 let (old_key, new_key) = (key(&old), key(&new));
-                if !mine {
+                if mine {
+                    self.awaiting.remove(&peer);
+                } else {
                     if let Some(mut user) = self.remote.remove(&old_key) {
                         user.name = new.clone();
                         if let Some(room) = self.rooms.get_mut(&user.room) {
@@ -170,6 +201,13 @@ impl State {
                     .map(|(&id, _)| id)
                     .collect();
                 for id in from_there {
+                    let is_banner = self
+                        .sessions
+                        .get(&id)
+                        .is_some_and(|s| key(&s.name) == key(&banner));
+                    if is_banner {
+                        continue;
+                    }
                     if self.sessions.contains_key(&id) {
                         let told = format!("you were banned by {banner}{span}");
                         let announced = format!("was banned by {banner}{span}");

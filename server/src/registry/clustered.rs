@@ -94,6 +94,7 @@ impl Registry {
                 return false;
             }
             state.start_session(peer.id, name);
+            state.awaiting.insert(peer.id);
             let ip = state
                 .conn_ips
                 .get(&peer.id)
@@ -104,6 +105,7 @@ impl Registry {
             true
         });
         if done {
+            self.settle(peer.id);
             Ok(name.to_owned())
         } else {
             self.unreserve(&name_key, peer.id);
@@ -197,6 +199,7 @@ impl Registry {
                 state.mutes.insert(new_key.clone(), until);
             }
             let new = new.to_owned();
+            state.awaiting.insert(id);
             state.emit(
                 Event::Renamed {
                     old,
@@ -207,6 +210,7 @@ impl Registry {
                 evicted,
             );
         });
+        self.settle(id);
         Ok(())
     }
 
@@ -233,6 +237,7 @@ impl Registry {
                 session.room = to.clone();
             }
             let peer = peer.id;
+            state.awaiting.insert(peer);
             state.emit(
                 Event::Moved {
                     name,
@@ -244,7 +249,9 @@ impl Registry {
                 evicted,
             );
             Ok(())
-        })
+        })?;
+        self.settle(peer.id);
+        Ok(())
     }
 
     pub(super) fn cluster_set_topic(&self, peer: &Arc<Peer>, topic: &str) -> Result<(), String> {

@@ -40,6 +40,12 @@ impl State {
 }
 
 impl Registry {
+    /// The address `name` is connected from, on any server of the cluster.
+    pub fn address_of_user(&self, name: &str) -> Option<IpAddr> {
+        let state = self.state.lock();
+        state.find_anywhere(name).ok().map(|(_, ip)| ip)
+    }
+
     pub(super) fn cluster_kick(
         &self,
         op: &Arc<Peer>,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_common::{key, wire, NameError};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::peer::{Peer, PeerId};
 
@@ -76,6 +76,8 @@ pub struct Registry {
     state: Mutex<State>,
     /// In a cluster: the name space in Redis (see [`bus`]).
     claims: Option<Arc<dyn NameClaims>>,
+    /// Wakes connections waiting for their own event to come back (see [`Registry::settle`]).
+    settled: Condvar,
 }
 
 /// Peers that overflowed while the lock was held; shut down once it is released.
@@ -93,6 +95,7 @@ impl Registry {
             next_id: AtomicU64::new(1),
             state: Mutex::new(state),
             claims: None,
+            settled: Condvar::new(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! fan-out to a room, and settling evictions.
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,6 +103,9 @@ pub(super) struct State {
     pub(super) remote: HashMap<String, RemoteUser>,
     /// Connections to close once the lock is released (thrown out by an event).
     pub(super) dismissed: Vec<Arc<Peer>>,
+    /// In a cluster: users whose login, `/join` or `/nick` has not come back from Redis yet;
+    /// their connection waits for it before reading on (see [`super::Registry::settle`]).
+    pub(super) awaiting: HashSet<PeerId>,
 }
 
 /// A user logged in on another server of the cluster.
