@@ -252,6 +252,31 @@ fn check_config_passes_a_good_config_and_fails_a_broken_one() {
     );
 }
 
+#[test]
+fn check_config_before_a_reload_accepts_the_ports_of_the_running_server() {
+    let s = Server::start(&["--no-web"]);
+    let port = s.addr().port().to_string();
+    let out = run(
+        &[
+            "--check-config",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--no-web",
+        ],
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "ok     line port 127.0.0.1:{port} free (held by the chat-server running there)"
+        )),
+        "{stderr}"
+    );
+}
+
 /// Waits until the server's log has `what`.
 fn wait_for_log(s: &Server, what: &str) -> String {
     let deadline = Instant::now() + T;
