@@ -16,6 +16,7 @@ pub mod client_harness;
 pub mod redis;
 mod server;
 pub mod slow;
+mod temp;
 mod text;
 pub mod tls;
 pub mod web;
@@ -26,6 +27,7 @@ pub use binary::{binary, server_binary};
 pub use client::{is_word_prefix, stream_from, Client, End};
 pub use redis::RedisServer;
 pub use server::Server;
+pub use temp::TempFile;
 pub use text::{parse_rooms, parse_who, show, Who};
 pub use web::{http_raw, http_request, HttpResponse, WsClient, WsEnd};
 

@@ -2,11 +2,10 @@
 //! bans, mutes and operators. Linux routes all of 127.0.0.0/8 to loopback, so clients bound to
 //! 127.0.0.2 and up play other hosts; `--trusted 127.0.0.1/32` leaves those untrusted.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use chat_tests::{show, Client, Server, WsClient, T};
+use chat_tests::{show, Client, Server, TempFile, WsClient, T};
 
 fn host(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
@@ -135,8 +134,8 @@ fn a_full_server_of_idle_connections_still_lets_users_in() {
     expect_refused(&mut eve, "! server full");
 }
 
-fn oper_server(extra: &[&str]) -> (Server, tempfile_path::Path) {
-    let file = tempfile_path::Path::new("oper", "open sesame\n");
+fn oper_server(extra: &[&str]) -> (Server, TempFile) {
+    let file = TempFile::new("oper", "open sesame\n");
     let mut args = vec![
         "--oper-password-file",
         file.as_str(),
@@ -356,51 +355,6 @@ fn behind_a_trusted_proxy_the_header_names_the_user() {
         "logs name the user's address:\n{}",
         s.stderr()
     );
-}
-
-/// A file in the temp dir, removed on drop.
-mod tempfile_path {
-    pub struct Path(std::path::PathBuf);
-
-    impl Path {
-        pub fn new(tag: &str, contents: &str) -> Path {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("chat-{tag}-{}-{n}", std::process::id()));
-            let mut file = std::fs::File::create(&path).expect("creating a temp file");
-            super::Write::write_all(&mut file, contents.as_bytes()).expect("writing a temp file");
-            Path(path)
-        }
-
-        pub fn as_str(&self) -> &str {
-            self.0.to_str().expect("a UTF-8 temp path")
-        }
-    }
-
-    impl Drop for Path {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-#[test]
-fn a_kicked_websocket_user_gets_close_1008() {
-    let (s, _file) = oper_server(&[]);
-    let mut op = s.login("op");
-    op.send_line("/oper open sesame");
-    op.expect_next("* you are now an operator");
-    let mut ws = WsClient::connect(s.web_addr());
-    ws.login("webby");
-    op.expect_next("* webby joined");
-    op.send_line("/kick webby");
-    let lines = ws.expect_close(tungstenite::protocol::frame::coding::CloseCode::Policy);
-    assert_eq!(
-        lines.last().map(String::as_str),
-        Some("! you were kicked by op")
-    );
-    op.expect_next("* webby was kicked by op");
 }
 
 #[test]

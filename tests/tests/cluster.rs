@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use chat_tests::{parse_rooms, parse_who, Client, RedisServer, Server};
+use chat_tests::{parse_rooms, parse_who, Client, RedisServer, Server, TempFile};
 
 /// `chat-server --cluster URL --no-web EXTRA...`
 fn member(redis: &RedisServer, extra: &[&str]) -> Server {
@@ -306,27 +306,6 @@ fn a_server_started_later_shows_the_lobby_history_kept_in_redis() {
 
 fn host(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
-}
-
-/// A file in the temp dir, removed on drop.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(tag: &str, contents: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("chat-cluster-{tag}-{}", std::process::id()));
-        std::fs::write(&path, contents).expect("writing a temp file");
-        TempFile(path)
-    }
-
-    fn as_str(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Reads until the server closes; the connection got no prompt and ended with `last`.

@@ -2,40 +2,10 @@
 //! `--check-config`; SIGHUP reloading the file; JSON logs. All against the real binary.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_tests::{server_binary, RedisServer, Server, T};
-
-/// A config file of its own for one test, removed on drop.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(text: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("chat-config-{}-{n}.toml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        Self(path)
-    }
-
-    fn write(&self, text: &str) {
-        std::fs::write(&self.0, text).unwrap();
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use chat_tests::{server_binary, RedisServer, Server, TempFile, T};
 
 /// `chat-server ARGS` run to its end, with `env` set and no CHAT_* from the test's own.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -65,13 +35,13 @@ fn max_line_of(s: &Server) -> String {
 
 #[test]
 fn the_command_line_beats_the_file_which_beats_the_environment() {
-    let file = ConfigFile::new("max-line = 100\n");
+    let file = TempFile::new("config", "max-line = 100\n");
     let env = |cmd: &mut Command| {
         cmd.env("CHAT_MAX_LINE", "50");
     };
-    let from_file = Server::start_with(&["--config", file.path()], env);
+    let from_file = Server::start_with(&["--config", file.as_str()], env);
     assert_eq!(max_line_of(&from_file), "! line too long (max 100 bytes)");
-    let from_cli = Server::start_with(&["--config", file.path(), "--max-line", "70"], env);
+    let from_cli = Server::start_with(&["--config", file.as_str(), "--max-line", "70"], env);
     assert_eq!(max_line_of(&from_cli), "! line too long (max 70 bytes)");
     let from_env = Server::start_with(&[], env);
     assert_eq!(max_line_of(&from_env), "! line too long (max 50 bytes)");
@@ -92,13 +62,15 @@ fn the_command_line_beats_the_file_which_beats_the_environment() {
     );
 
     // --check-config says where each came from.
-    let file =
-        ConfigFile::new("flood-rate = 3\nno-web = true\ntrusted = [\"10.0.0.0/8\", \"::1\"]\n");
+    let file = TempFile::new(
+        "config",
+        "flood-rate = 3\nno-web = true\ntrusted = [\"10.0.0.0/8\", \"::1\"]\n",
+    );
     let out = run(
         &[
             "--check-config",
             "--config",
-            file.path(),
+            file.as_str(),
             "--port",
             "0",
             "--flood-burst",
@@ -150,9 +122,9 @@ fn unknown_keys_and_bad_values_name_the_key_and_the_line() {
         ("port =\n", "line 1: not TOML"),
     ];
     for (contents, expected) in cases {
-        let file = ConfigFile::new(contents);
+        let file = TempFile::new("config", contents);
         for extra in [&[][..], &["--check-config"][..]] {
-            let mut args = vec!["--config", file.path()];
+            let mut args = vec!["--config", file.as_str()];
             args.extend_from_slice(extra);
             let out = run(&args, &[]);
             let stderr = text(&out.stderr);
@@ -161,7 +133,7 @@ fn unknown_keys_and_bad_values_name_the_key_and_the_line() {
                 Some(1),
                 "{contents:?} {extra:?}: {stderr}"
             );
-            let want = format!("chat-server: {}: {expected}", file.path());
+            let want = format!("chat-server: {}: {expected}", file.as_str());
             assert!(
                 stderr.starts_with(&want),
                 "{contents:?}:\nwant {want}\ngot  {stderr}"
@@ -178,11 +150,11 @@ fn unknown_keys_and_bad_values_name_the_key_and_the_line() {
 fn check_config_passes_a_good_config_and_fails_a_broken_one() {
     let redis = RedisServer::start();
     let dir = std::env::temp_dir().join(format!("chat-config-data-{}", std::process::id()));
-    let good = ConfigFile::new(&format!(
-        "port = 0\nno-web = true\ncluster = \"{}\"\n",
-        redis.url()
-    ));
-    let out = run(&["--check-config", "--config", good.path()], &[]);
+    let good = TempFile::new(
+        "config",
+        &format!("port = 0\nno-web = true\ncluster = \"{}\"\n", redis.url()),
+    );
+    let out = run(&["--check-config", "--config", good.as_str()], &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -191,11 +163,14 @@ fn check_config_passes_a_good_config_and_fails_a_broken_one() {
     );
 
     // A password is never shown: this Redis has none, so the check fails, masked.
-    let secret = ConfigFile::new(&format!(
-        "port = 0\nno-web = true\ncluster = \"redis://:hunter2@127.0.0.1:{}\"\n",
-        redis.port()
-    ));
-    let out = run(&["--check-config", "--config", secret.path()], &[]);
+    let secret = TempFile::new(
+        "config",
+        &format!(
+            "port = 0\nno-web = true\ncluster = \"redis://:hunter2@127.0.0.1:{}\"\n",
+            redis.port()
+        ),
+    );
+    let out = run(&["--check-config", "--config", secret.as_str()], &[]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         !stdout.contains("hunter2") && !stderr.contains("hunter2"),
@@ -211,11 +186,14 @@ fn check_config_passes_a_good_config_and_fails_a_broken_one() {
     );
     assert_eq!(out.status.code(), Some(1));
 
-    let data = ConfigFile::new(&format!(
-        "port = 0\nno-web = true\ndata-dir = \"{}\"\n",
-        dir.display()
-    ));
-    let out = run(&["--check-config", "--config", data.path()], &[]);
+    let data = TempFile::new(
+        "config",
+        &format!(
+            "port = 0\nno-web = true\ndata-dir = \"{}\"\n",
+            dir.display()
+        ),
+    );
+    let out = run(&["--check-config", "--config", data.as_str()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&format!("ok     data dir {} writable", dir.display())));
     let _ = std::fs::remove_dir_all(&dir);
@@ -223,15 +201,18 @@ fn check_config_passes_a_good_config_and_fails_a_broken_one() {
     // A port in use, a missing certificate, an unreachable Redis: each named, exit 1.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let broken = ConfigFile::new(&format!(
+    let broken = TempFile::new(
+        "config",
+        &format!(
         "host = \"127.0.0.1\"\nport = {port}\nno-web = true\ntls-cert = \"/nonexistent/cert.pem\"\n\
          tls-key = \"/nonexistent/key.pem\"\ncluster = \"redis://127.0.0.1:1\"\n"
-    ));
+    ),
+    );
     let out = run(
         &[
             "--check-config",
             "--config",
-            broken.path(),
+            broken.as_str(),
             "--tls-port",
             "0",
         ],
@@ -292,8 +273,8 @@ fn wait_for_log(s: &Server, what: &str) -> String {
 
 #[test]
 fn sighup_changes_the_flood_rate_for_new_connections() {
-    let file = ConfigFile::new("flood-rate = 0\n");
-    let mut s = Server::start(&["--config", file.path(), "--no-web"]);
+    let file = TempFile::new("config", "flood-rate = 0\n");
+    let mut s = Server::start(&["--config", file.as_str(), "--no-web"]);
     let mut before = s.login("before");
     // The flood limit applies live; history (how much each room keeps) takes a restart.
     file.write("flood-rate = 1\nflood-burst = 2\nhistory = 50\n");
@@ -332,11 +313,11 @@ fn sighup_changes_the_flood_rate_for_new_connections() {
 #[test]
 fn sighup_reports_a_port_change_as_needing_a_restart() {
     // Started from the file alone (the harness always gives --port on the command line).
-    let file = ConfigFile::new("host = \"127.0.0.1\"\nport = 0\nno-web = true\n");
+    let file = TempFile::new("config", "host = \"127.0.0.1\"\nport = 0\nno-web = true\n");
     let log_path =
         std::env::temp_dir().join(format!("chat-config-port-{}.log", std::process::id()));
     let mut child = Command::new(server_binary())
-        .args(["--config", file.path()])
+        .args(["--config", file.as_str()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
