@@ -111,6 +111,7 @@ fn live_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("keepalive-secs", old.keepalive_secs != new.keepalive_secs),
         ("max-per-ip", old.max_per_ip != new.max_per_ip),
         ("trusted", old.trusted != new.trusted),
+        ("proxy-protocol", old.proxy_protocol != new.proxy_protocol),
         (
             "web-real-ip-header",
             old.web_real_ip_header != new.web_real_ip_header,

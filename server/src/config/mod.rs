@@ -130,6 +130,12 @@ pub struct Config {
     #[arg(long, value_name = "CIDR", value_parser = parse_net, help_heading = "Abuse limits and operators")]
     pub trusted: Vec<Option<IpNet>>,
 
+    /// Connections to the line port from --trusted addresses (a load balancer such as HAProxy
+    /// with send-proxy) start with a PROXY protocol v1 header; the user's address in it counts
+    /// for limits, bans and logs.
+    #[arg(long, help_heading = "Abuse limits and operators")]
+    pub proxy_protocol: bool,
+
     /// Header a trusted reverse proxy puts the user's address in (e.g. X-Forwarded-For).
     #[arg(long, value_name = "NAME", help_heading = "Web")]
     pub web_real_ip_header: Option<String>,

@@ -8,6 +8,7 @@
 //! once, and a new framing is a new arm here, not a new server.
 
 pub mod input;
+pub mod proxy;
 pub mod socket;
 pub mod tcp;
 pub mod tls;

@@ -22,6 +22,13 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
         shared: &shared,
         peer: &peer,
     };
+    if peer.tls().is_none()
+        && shared.config().proxy_protocol
+        && shared.access.is_trusted(peer.addr.ip())
+        && !take_proxy_header(&shared, &peer, login_deadline)
+    {
+        return;
+    }
     let mut source = TcpLines {
         peer: Arc::clone(&peer),
         framer: LineFramer::new(shared.config().max_line as usize),
@@ -29,6 +36,38 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
         partial_since: None,
     };
     connection::serve(&shared, &peer, &mut source, login_deadline);
+}
+
+/// `--proxy-protocol`: a trusted address (a load balancer) starts with a PROXY header naming
+/// the user, whose address then counts for limits, bans and logs. False: the connection goes.
+#[inline(never)]
+fn take_proxy_header(shared: &Shared, peer: &Arc<Peer>, deadline: Instant) -> bool {
+    let client = match super::proxy::read_header(peer, deadline) {
+        Ok(super::proxy::Origin::Client(ip)) => ip,
+        Ok(super::proxy::Origin::Unknown) => return true,
+        Err(why) => {
+            tracing::warn!(peer = peer.id, addr = %peer.addr, why, "refused: a trusted address must send a PROXY header");
+            return false;
+        }
+    };
+    match shared
+        .registry
+        .readdress(peer.id, shared.access.admission(client))
+    {
+        Ok(()) => {
+            tracing::info!(peer = peer.id, addr = %peer.addr, %client, "proxied");
+            true
+        }
+        Err(refusal) => {
+            tracing::warn!(peer = peer.id, %client, reason = refusal.reason(), "refused");
+            shared
+                .registry
+                .reply(peer, &chat_common::wire::error(refusal.reason()));
+            peer.send_close(super::CloseReason::Policy);
+            peer.wait_drained(Instant::now() + Duration::from_secs(1));
+            false
+        }
+    }
 }
 
 /// Lines from a raw byte stream, with any of the line endings PROTOCOL.md section 1 allows, and
