@@ -18,7 +18,7 @@ fn proxied_server(extra: &[&str]) -> Server {
 
 /// A connection from the balancer's address, for the user at `client`.
 fn through_balancer(s: &Server, client: &str) -> Client {
-    let mut c = Client::connect_from(s.addr(), BALANCER.parse().unwrap());
+    let c = Client::connect_from(s.addr(), BALANCER.parse().unwrap());
     let header = format!(
         "PROXY TCP4 {client} 127.0.0.1 40000 {}\r\n",
         s.addr().port()
@@ -97,13 +97,16 @@ fn a_trusted_address_without_a_header_is_refused_and_others_need_none() {
     direct.expect_line("the refusal", |l| l.starts_with("! "));
 }
 
-/// A running haproxy, killed on drop.
-struct Haproxy(Child, TempFile);
+/// A running haproxy, killed on drop (before its config file goes).
+struct Haproxy {
+    child: Child,
+    _config: TempFile,
+}
 
 impl Drop for Haproxy {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -138,7 +141,10 @@ fn through_a_real_haproxy_with_send_proxy() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting haproxy");
-    let _haproxy = Haproxy(child, config);
+    let _haproxy = Haproxy {
+        child,
+        _config: config,
+    };
     let front: SocketAddr = (BALANCER.parse::<IpAddr>().unwrap(), front).into();
     // The user connects from 127.0.0.5 to haproxy, which connects from 127.0.0.1 to the server.
     let deadline = Instant::now() + T;
