@@ -207,6 +207,24 @@ impl Server {
             .expect("stdout reader thread")
     }
 
+    /// Waits (up to [`T`]) until the server's whole log holds `what` at least `times` times,
+    /// and returns its tail ([`Server::stderr`]).
+    pub fn wait_for_log(&self, what: &str, times: usize) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let log = std::fs::read(&self.stderr_path).unwrap_or_default();
+            if String::from_utf8_lossy(&log).matches(what).count() >= times {
+                return self.stderr();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} not {times} time(s) in the log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The server's standard error so far (its log).
     pub fn stderr(&self) -> String {
         let bytes = std::fs::read(&self.stderr_path).unwrap_or_default();

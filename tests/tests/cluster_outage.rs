@@ -132,15 +132,7 @@ fn without_redis_logins_wait_local_users_talk_and_then_all_resumes() {
     // before the restart is used for the name claim.
     // (c started during the outage: its first sync is its coming back.)
     for (s, name, syncs) in [(&b, "late_b", 2), (&c, "late_c", 1)] {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while s.stderr().matches("cluster: in sync").count() < syncs {
-            assert!(
-                Instant::now() < deadline,
-                "never back in sync:\n{}",
-                s.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        s.wait_for_log("cluster: in sync", syncs);
         let mut late = s.connect();
         late.expect_prompt();
         late.send_line(name);

@@ -258,19 +258,6 @@ fn check_config_before_a_reload_accepts_the_ports_of_the_running_server() {
     );
 }
 
-/// Waits until the server's log has `what`.
-fn wait_for_log(s: &Server, what: &str) -> String {
-    let deadline = Instant::now() + T;
-    loop {
-        let log = s.stderr();
-        if log.contains(what) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "no {what:?} in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sighup_changes_the_flood_rate_for_new_connections() {
     let file = TempFile::new("config", "flood-rate = 0\n");
@@ -279,7 +266,7 @@ fn sighup_changes_the_flood_rate_for_new_connections() {
     // The flood limit applies live; history (how much each room keeps) takes a restart.
     file.write("flood-rate = 1\nflood-burst = 2\nhistory = 50\n");
     s.send_signal(libc::SIGHUP);
-    let log = wait_for_log(&s, "new settings in force");
+    let log = s.wait_for_log("new settings in force", 1);
     assert!(
         log.contains("flood-rate") && log.contains("flood-burst"),
         "{log}"
@@ -306,7 +293,7 @@ fn sighup_changes_the_flood_rate_for_new_connections() {
     // A file that does not parse keeps the running settings and says why.
     file.write("flood-rate = [\n");
     s.send_signal(libc::SIGHUP);
-    let log = wait_for_log(&s, "kept the running settings");
+    let log = s.wait_for_log("kept the running settings", 1);
     assert!(log.contains("not TOML"), "{log}");
 }
 

@@ -27,24 +27,12 @@ fn through_balancer(s: &Server, client: &str) -> Client {
     c
 }
 
-fn wait_for_log(s: &Server, what: &str) -> String {
-    let deadline = Instant::now() + T;
-    loop {
-        let log = s.stderr();
-        if log.contains(what) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "no {what:?} in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn the_user_behind_the_balancer_counts_for_limits_and_logs() {
     let s = proxied_server(&["--max-per-ip", "1"]);
     let mut alice = through_balancer(&s, "203.0.113.7");
     alice.login("alice");
-    wait_for_log(&s, "client=203.0.113.7");
+    s.wait_for_log("client=203.0.113.7", 1);
     // A second connection of the same user is over the per-address limit; another user is not,
     // though both come from the balancer's address.
     let mut again = through_balancer(&s, "203.0.113.7");
@@ -89,7 +77,7 @@ fn a_trusted_address_without_a_header_is_refused_and_others_need_none() {
     // A balancer that sends nothing is closed at the login timeout.
     let mut silent = Client::connect_from(s.addr(), BALANCER.parse().unwrap());
     silent.expect_closed();
-    wait_for_log(&s, "no PROXY header in time");
+    s.wait_for_log("no PROXY header in time", 1);
     // Anyone else connects as usual, and a PROXY line from them is just a name (refused).
     let mut direct = Client::connect_from(s.addr(), "127.0.0.2".parse().unwrap());
     direct.expect_prompt();
@@ -161,6 +149,6 @@ fn through_a_real_haproxy_with_send_proxy() {
     };
     user.login("viaproxy");
     // The login is logged (and counted) with the user's address, not haproxy's.
-    wait_for_log(&s, "client=127.0.0.5");
-    wait_for_log(&s, "name=viaproxy addr=127.0.0.5");
+    s.wait_for_log("client=127.0.0.5", 1);
+    s.wait_for_log("name=viaproxy addr=127.0.0.5", 1);
 }
