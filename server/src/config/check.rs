@@ -178,22 +178,23 @@ fn chat_server_at(host: &str, port: u16) -> bool {
 
 /// The data dir can be written, or (not there yet) made: nothing is created.
 fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
-    if !dir.exists() {
-        let parent = dir
-            .ancestors()
-            .skip(1)
-            .find(|p| p.exists())
-            .ok_or_else(|| anyhow::anyhow!("no existing parent"))?;
-        let probe = parent.join(format!(".chat-server-check-{}", std::process::id()));
-        std::fs::write(&probe, b"")
-            .map_err(|e| anyhow::anyhow!("cannot be made in {}: {e}", parent.display()))?;
-        std::fs::remove_file(&probe)?;
-        return Ok(" (not there yet: it will be made)".to_owned());
+    if dir.exists() {
+        return Ok(probe(dir).map(|()| String::new())?);
     }
+    let parent = dir
+        .ancestors()
+        .skip(1)
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("no existing parent"))?;
+    probe(parent).map_err(|e| anyhow::anyhow!("cannot be made in {}: {e}", parent.display()))?;
+    Ok(" (not there yet: it will be made)".to_owned())
+}
+
+/// Writes and removes a file in `dir`.
+fn probe(dir: &std::path::Path) -> std::io::Result<()> {
     let probe = dir.join(format!(".chat-server-check-{}", std::process::id()));
     std::fs::write(&probe, b"")?;
-    std::fs::remove_file(&probe)?;
-    Ok(String::new())
+    std::fs::remove_file(&probe)
 }
 
 fn ping(url: &str) -> anyhow::Result<String> {

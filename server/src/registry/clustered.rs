@@ -172,7 +172,8 @@ impl Registry {
 
     pub(super) fn cluster_rename(&self, id: PeerId, new: &str) -> Result<(), LoginError> {
         let new_key = key(new);
-        {
+        // A new case of the user's own name (alice -> Alice) needs no claim.
+        let own = {
             let state = self.state.lock();
             let Some(session) = state.sessions.get(&id) else {
                 return Ok(());
@@ -180,8 +181,8 @@ impl Registry {
             if session.name == new {
                 return Err(LoginError::Same(new.to_owned()));
             }
-        }
-        let own = self.state.lock().names.get(&new_key) == Some(&id);
+            state.names.get(&new_key) == Some(&id)
+        };
         if !own {
             self.reserve_and_claim(&new_key, new, id)?;
         }

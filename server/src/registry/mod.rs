@@ -191,9 +191,7 @@ impl Registry {
 
     /// Someone is logged in under `name` (any case), here or, in a cluster, on another server.
     pub fn is_online(&self, name: &str) -> bool {
-        let state = self.state.lock();
-        let name_key = key(name);
-        state.names.contains_key(&name_key) || state.remote.contains_key(&name_key)
+        self.state.lock().name_in_use(&key(name))
     }
 
     /// The user's current name, if logged in.

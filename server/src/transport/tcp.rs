@@ -22,8 +22,9 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
         shared: &shared,
         peer: &peer,
     };
+    let config = shared.config();
     if peer.tls().is_none()
-        && shared.config().proxy_protocol
+        && config.proxy_protocol
         && shared.access.is_trusted(peer.addr.ip())
         && !take_proxy_header(&shared, &peer, login_deadline)
     {
@@ -31,10 +32,12 @@ pub fn serve(shared: Arc<Shared>, peer: Arc<Peer>, login_deadline: Instant) {
     }
     let mut source = TcpLines {
         peer: Arc::clone(&peer),
-        framer: LineFramer::new(shared.config().max_line as usize),
-        partial_flush: shared.config().partial_flush(),
+        framer: LineFramer::new(config.max_line as usize),
+        partial_flush: config.partial_flush(),
         partial_since: None,
     };
+    // Not held for the connection's life: a reload's settings replace these for new ones.
+    drop(config);
     connection::serve(&shared, &peer, &mut source, login_deadline);
 }
 
