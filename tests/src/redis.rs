@@ -74,6 +74,29 @@ impl RedisServer {
         self.port
     }
 
+    /// `GET key` (inline command; keys without spaces): the value, or None if unset.
+    pub fn get(&self, key: &str) -> Option<String> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("Redis");
+        stream.set_read_timeout(Some(T)).expect("timeout");
+        stream
+            .write_all(format!("GET {key}\r\n").as_bytes())
+            .expect("GET");
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        reader.read_line(&mut head).expect("a reply");
+        let len: i64 = head
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("GET {key}: unexpected reply {head:?}"));
+        let len = usize::try_from(len).ok()?;
+        let mut value = vec![0; len + 2];
+        reader.read_exact(&mut value).expect("the value");
+        value.truncate(len);
+        Some(String::from_utf8(value).expect("UTF-8"))
+    }
+
     /// Stops Redis with SIGTERM and waits for it to exit (SIGKILL if it takes over [`T`]).
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {

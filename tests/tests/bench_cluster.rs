@@ -23,6 +23,12 @@ fn fanout_over_two_clustered_servers_is_exact_and_in_one_order() {
     let (a, b) = (clustered(&redis), clustered(&redis));
     let also = format!("127.0.0.1:{}", b.addr().port());
     let port = a.addr().port().to_string();
+    let batches = || {
+        redis
+            .get("chat:seq")
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = batches();
     let v = json(&bench(&[
         "fanout", "-p", &port, "--also", &also, "-n", "40", "-k", "4", "-m", "100", "--json",
     ]));
@@ -30,6 +36,10 @@ fn fanout_over_two_clustered_servers_is_exact_and_in_one_order() {
     assert_exact_fanout(&v, 40, 4, 100);
     assert_eq!(u(&v, "orders"), 1, "one order for every receiver: {v}");
     assert_eq!(u(&v, "orders_compared"), 36, "{v}");
+    // Batched: the 400 messages (and the run's logins, probes and leaves) took far fewer
+    // publishes than messages; about 20 here, one a message without batching.
+    let published = batches() - before;
+    assert!(published < 200, "{published} batches for 400 messages");
 }
 
 #[test]
