@@ -1,11 +1,11 @@
 //! Settings from a `--config` TOML file and `CHAT_*` variables, under the command line;
 //! `--check-config`; SIGHUP reloading the file; JSON logs. All against the real binary.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use chat_tests::{server_binary, RedisServer, Server, TempFile, T};
+use chat_tests::{server_binary, Client, RedisServer, Server, TempFile, T};
 
 /// `chat-server ARGS` run to its end, with `env` set and no CHAT_* from the test's own.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -256,6 +256,42 @@ fn check_config_before_a_reload_accepts_the_ports_of_the_running_server() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn sighup_changes_the_operator_password_and_the_trusted_addresses() {
+    let first = TempFile::new("oper-first", "first password\n");
+    let second = TempFile::new("oper-second", "second password\n");
+    let settings = |oper: &str, trusted: &str| {
+        format!("max-per-ip = 1\ntrusted = [\"{trusted}\"]\noper-password-file = \"{oper}\"\n")
+    };
+    let file = TempFile::new("config", &settings(first.as_str(), ""));
+    let mut s = Server::start(&["--config", file.as_str(), "--no-web"]);
+    let addr = s.addr();
+    let from = |n: u8| Client::connect_from(addr, IpAddr::from([127, 0, 0, n]));
+    let mut op = from(21);
+    op.login("op");
+    let mut held = from(22);
+    held.expect_prompt();
+    let mut over = from(22);
+    over.expect_next("! too many connections from your address");
+
+    file.write(&settings(second.as_str(), "127.0.0.22/32"));
+    s.send_signal(libc::SIGHUP);
+    s.wait_for_log("new settings in force", 1);
+    // The new password, not the old one; the address is now trusted, so not limited.
+    op.send_line("/oper first password");
+    op.expect_next("! wrong password");
+    op.send_line("/oper second password");
+    op.expect_next("* you are now an operator");
+    from(22).expect_prompt();
+
+    // A password file that cannot be read keeps everything as it was.
+    file.write(&settings("/nonexistent/oper", ""));
+    s.send_signal(libc::SIGHUP);
+    let log = s.wait_for_log("the running settings stay", 1);
+    assert!(log.contains("cannot read the operator password"), "{log}");
+    from(22).expect_prompt();
 }
 
 #[test]
